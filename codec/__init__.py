@@ -1,0 +1,1 @@
+"""Audio <-> LdmzFile: mel front-end, models, vocoders, chunking, metrics and the `ldmz` command."""

@@ -1,0 +1,1 @@
+"""Training code for ldmz models; never imported by the codec hot path."""

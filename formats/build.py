@@ -1,0 +1,77 @@
+"""Build an LdmzFile from a full latent array: chunking, quantization, header assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ldmz.formats.container import LdmzFile
+from ldmz.formats.header import (
+    ChunkEntry,
+    Header,
+    LatentInfo,
+    MelParams,
+    ModelInfo,
+    QuantizerInfo,
+    SourceInfo,
+)
+from ldmz.formats.quantize import quantize
+
+
+def pack_latents(
+    latents: np.ndarray,
+    *,
+    model: ModelInfo,
+    mel: MelParams,
+    source: SourceInfo,
+    bits: int | Sequence[int] | str = 8,
+    frames_per_chunk: int = 256,
+    overlap: int = 0,
+    time_downsample: int = 4,
+    mel_frames: int = 0,
+    clip_percentile: float | None = None,
+    tags: Mapping[str, str] | None = None,
+    vocoder: str = "",
+    writer: str = "",
+) -> LdmzFile:
+    """Quantize and chunk ``latents`` (audio_ch, latent_ch, frames, freq) into an LdmzFile.
+
+    ``bits`` is one depth for all latent channels, one per latent channel, or ``"float16"``.
+    Each chunk stores frames ``[i*frames_per_chunk, (i+1)*frames_per_chunk + overlap)``.
+    """
+    latents = np.asarray(latents, dtype=np.float32)
+    if latents.ndim != 4:
+        raise ValueError(f"latents must be 4-D (audio_ch, latent_ch, frames, freq), "
+                         f"got {latents.shape}")
+    if not np.isfinite(latents).all():
+        raise ValueError("latents contain NaN or inf")
+    a, lc, t, f = latents.shape
+    if isinstance(bits, str):
+        if bits != "float16":
+            raise ValueError(f"bits must be 0..8 or 'float16', got {bits!r}")
+        quant = QuantizerInfo(mode="float16", bits=())
+    else:
+        per = [int(bits)] * lc if isinstance(bits, (int, np.integer)) else [int(b) for b in bits]
+        quant = QuantizerInfo(mode="affine", bits=tuple(per))
+    lat = LatentInfo(channels=lc, freq_bins=f, frames=t, frames_per_chunk=frames_per_chunk,
+                     overlap=overlap, mel_frames=mel_frames, time_downsample=time_downsample)
+    entries: list[ChunkEntry] = []
+    arrays: list[np.ndarray] = []
+    for start in range(0, t, frames_per_chunk):
+        part = latents[:, :, start:start + frames_per_chunk + overlap]
+        if quant.mode == "float16":
+            arrays.append(part.astype(np.float16))
+            entries.append(ChunkEntry(start, part.shape[2], 0, 0, 0, 0))
+            continue
+        codes = np.zeros(part.shape, np.uint8)
+        offs, steps = [], []
+        for ai in range(a):
+            codes[ai], o, s = quantize(part[ai], quant.bits, clip_percentile)
+            offs.append(tuple(float(v) for v in o))
+            steps.append(tuple(float(v) for v in s))
+        arrays.append(codes)
+        entries.append(ChunkEntry(start, part.shape[2], 0, 0, 0, 0, tuple(offs), tuple(steps)))
+    header = Header(model=model, mel=mel, source=source, latent=lat, quantizer=quant,
+                    chunks=tuple(entries), writer=writer, vocoder=vocoder, tags=dict(tags or {}))
+    return LdmzFile.from_latents(header, arrays)
