@@ -10,6 +10,8 @@ from collections.abc import Sequence
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "info": "ldmz.codec.cmd_info",
+    "encode": "ldmz.codec.cmd_convert",
+    "decode": "ldmz.codec.cmd_convert",
 }
 
 
@@ -24,21 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"ldmz {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in COMMANDS.values():
+    for mod in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(mod).add_parser(sub)
     return p
 
 
 def _infer_command(argv: list[str]) -> list[str]:
     """`ldmz IN...` without a sub-command: pick encode or decode from the first file's suffix."""
-    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS:
+    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS or argv[0] == "help":
         return argv
     first = next((a for a in argv if not a.startswith("-")), "")
-    if first.lower().endswith(".ldmz") and "decode" in COMMANDS:
-        return ["decode", *argv]
-    if "encode" in COMMANDS:
-        return ["encode", *argv]
-    return argv
+    return ["decode" if first.lower().endswith(".ldmz") else "encode", *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

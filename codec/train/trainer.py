@@ -1,0 +1,202 @@
+"""`ldmz train`: reproducible, resumable training of the ldmz-small PatchVAE on cached log-mels."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
+from ldmz.codec.train.mels import build_cache, sample_crops
+from ldmz.formats import MelParams
+
+LOG_FLOOR = math.log(1e-5)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; read from a JSON file, defaults defined here."""
+
+    manifest: str = "data/manifest.csv"
+    out: str = "runs/ldmz-small"
+    steps: int = 6000
+    batch: int = 16
+    frames: int = 128
+    lr: float = 2e-3
+    lr_min: float = 1e-4
+    warmup: int = 100
+    seed: int = 0
+    bits_min: int = 2
+    bits_max: int = 8
+    clean_fraction: float = 0.2
+    rate_weight: float = 0.0
+    gain_aug_db: float = 12.0
+    log_every: int = 50
+    val_every: int = 500
+    ckpt_every: int = 250
+    threads: int = 2
+    model: dict | None = None
+
+    @classmethod
+    def load(cls, path: str | None) -> TrainConfig:
+        """Read a JSON config (unknown keys refused)."""
+        if not path:
+            return cls()
+        raw = json.loads(Path(path).read_text())
+        names = {f.name for f in fields(cls)}
+        bad = set(raw) - names
+        if bad:
+            raise ValueError(f"{path}: unknown training config keys {sorted(bad)}")
+        return cls(**raw)
+
+
+def quant_noise(z: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Add uniform noise of the equal-step quantizer's step: range of the widest channel / 2^b."""
+    flat = z.detach().flatten(2)
+    widest = (flat.amax(-1) - flat.amin(-1)).amax(-1)  # (B,)
+    step = widest / (2.0 ** bits - 1)
+    return z + (torch.rand_like(z) - 0.5) * step[:, None, None, None]
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _batch(data: dict, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    x = sample_crops(data, cfg.batch, cfg.frames, rng)
+    gain = rng.uniform(-cfg.gain_aug_db, 0, (cfg.batch, 1, 1)) / 20 * math.log(10)
+    x = np.maximum(x + gain, LOG_FLOOR)
+    return torch.from_numpy(x.astype(np.float32))[:, None]
+
+
+def evaluate(model: PatchVAE, val: torch.Tensor, bits: tuple[int, ...] = (8, 4, 3, 2)) -> dict:
+    """Validation log-mel L1, unquantized and through the codec's real quantizer at ``bits``."""
+    from ldmz.codec.quant import quantize_latents
+
+    out = {}
+    with torch.inference_mode():
+        z = model.encode(val)
+        out["l1_clean"] = float((model.decode(z) - val).abs().mean())
+        for b in bits:
+            zq = torch.stack([torch.from_numpy(quantize_latents(zi[None].numpy(), b)[0][0])
+                              for zi in z])
+            out[f"l1_{b}bit"] = float((model.decode(zq) - val).abs().mean())
+    return out
+
+
+def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like callable
+    """Run (or resume) training; returns the run folder holding checkpoints, log and plot."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    mel = MelParams()
+    manifest = Path(cfg.manifest)
+    train_data = build_cache(manifest, "train", mel, manifest.parent / "cache_train.npz")
+    val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
+    val = _batch(val_data, TrainConfig(batch=64, frames=256, gain_aug_db=0.0),
+                 np.random.default_rng(1234))
+    model = PatchVAE(PatchVAEConfig(**(cfg.model or {})))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    ckpt = out / "last.pt"
+    step = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed at step {step}")
+    else:
+        crops = torch.from_numpy(sample_crops(train_data, 512, 128, np.random.default_rng(7)))
+        patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), 4)
+        ev = model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, 16))
+        log(f"PCA init: explained variance of kept channels "
+            f"{float(ev[:model.config.latent_channels].sum() / ev.sum()):.4f}")
+        log(json.dumps({"step": 0, **evaluate(model, val)}))
+    rng = np.random.default_rng([cfg.seed, step])
+    logf = open(out / "train.log", "a")  # noqa: SIM115 - kept open for the run
+    t0, acc = time.time(), []
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        x = _batch(train_data, cfg, rng)
+        bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch)).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z = model.encode(x)
+            zn = quant_noise(z.float(), bits)
+            keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction)
+            zn = torch.where(keep[:, None, None, None], z.float(), zn)
+            y = model.decode(zn)
+        loss = (y.float() - x).abs().mean()
+        if cfg.rate_weight:
+            loss = loss + cfg.rate_weight * z.float().abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        acc.append(float(loss))
+        if step % cfg.log_every == 0:
+            rec = {"step": step, "loss": float(np.mean(acc)), "lr": _lr(cfg, step),
+                   "s_per_step": (time.time() - t0) / len(acc)}
+            acc, t0 = [], time.time()
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                model.eval()
+                rec.update(evaluate(model, val))
+                model.train()
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log(json.dumps(rec))
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            tmp = out / "last.pt.tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                        "torch_rng": torch.get_rng_state()}, tmp)
+            tmp.replace(ckpt)
+            export(model, out / "model")
+            plot_log(out / "train.log", out / "loss.png")
+    logf.close()
+    return out
+
+
+def export(model: PatchVAE, folder: Path) -> None:
+    """Save in diffusers layout: config.json + diffusion_pytorch_model.safetensors."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
+    state = {k: v.detach().contiguous().float() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "diffusion_pytorch_model.safetensors"))
+
+
+def plot_log(log_path: Path, png: Path) -> None:
+    """Draw the training loss and validation L1 curves to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label="train loss (L1)")
+    for key in ("l1_clean", "l1_4bit", "l1_2bit"):
+        pts = [(r["step"], r[key]) for r in recs if key in r]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"val {key}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("log-mel L1")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
