@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up ldmz on a fresh Debian machine: system packages, a venv in .venv, torch (CPU) first.
+#   packaging/setup.sh          runtime + GUI
+#   packaging/setup.sh --test   also the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(
+  libsndfile1 libportaudio2 alsa-utils ffmpeg opus-tools       # audio I/O, playback, bench codecs
+  libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3  # Qt offscreen
+  libxcb-cursor0 xvfb                                            # Qt on X / screenshots
+)
+missing=()
+for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first, pinned: an open range would pull a multi-GB CUDA build.
+.venv/bin/python -m pip install -q torch==2.13.0
+extras="gui"
+[ "${1:-}" = "--test" ] && extras="gui,test"
+.venv/bin/python -m pip install -q -e ".[${extras}]"
