@@ -12,6 +12,9 @@ COMMANDS = {
     "info": "ldmz.codec.cmd_info",
     "encode": "ldmz.codec.cmd_convert",
     "decode": "ldmz.codec.cmd_convert",
+    "eval": "ldmz.codec.cmd_eval",
+    "demo": "ldmz.codec.cmd_eval",
+    "train": "ldmz.codec.cmd_train",
 }
 
 

@@ -162,18 +162,20 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                         "torch_rng": torch.get_rng_state()}, tmp)
             tmp.replace(ckpt)
-            export(model, out / "model")
+            export(model, out / "model", revision=f"step-{step}")
             plot_log(out / "train.log", out / "loss.png")
     logf.close()
     return out
 
 
-def export(model: PatchVAE, folder: Path) -> None:
-    """Save in diffusers layout: config.json + diffusion_pytorch_model.safetensors."""
+def export(model: PatchVAE, folder: Path, revision: str = "") -> None:
+    """Save in diffusers layout: config.json + diffusion_pytorch_model.safetensors + ldmz.json."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
+    meta = {"mel": asdict(MelParams()), "vocoder": "universal", "revision": revision}
+    (folder / "ldmz.json").write_text(json.dumps(meta, indent=2))
     state = {k: v.detach().contiguous().float() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "diffusion_pytorch_model.safetensors"))
 
