@@ -2,174 +2,297 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ldmz import __version__
-from ldmz.codec.audio_io import check_audio, read_audio, resample
+from ldmz.codec.audio_io import AudioError, check_audio, read_audio, read_channels, resample
+from ldmz.codec.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile, SourceInfo, pack_latents
 
+if TYPE_CHECKING:  # torch-importing modules: for annotations only
+    from ldmz.codec.models import LoadedModel
+    from ldmz.codec.vocoders import Vocoder
+
 Progress = Callable[[int, int], None] | None
-CONTEXT_LATENT = 16  # latent frames of context each side of a window (>= decoder receptive field)
+VOCODER_WINDOW = 1024  # mel frames per vocoder call
 
 
-def _windows(total: int, size: int) -> list[tuple[int, int]]:
-    return [(s, min(s + size, total)) for s in range(0, total, size)] or [(0, 0)]
-
-
-def _torch_setup() -> None:
+def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
+                   progress: Callable[[], None] | None = None) -> tuple[np.ndarray, float, int]:
+    """One channel -> (latent mean (C, T, F), gain, mel frames), in windows of latent frames."""
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    from ldmz.codec.frontend import log_mel_np, normalize
+
+    mel, down = model.mel, model.time_downsample
+    unit = mel.hop_length * down
+    x, gain = normalize(resample(x, sr, mel.sample_rate))
+    m = log_mel_np(x, mel, length=-(-max(len(x), mel.n_fft) // unit) * unit)  # whole latents
+    del x
+    frames, out = len(m) // down, None
+    for a, s, e, b in spans(frames, window, model.context):
+        with torch.inference_mode():
+            z = model.encode(torch.from_numpy(m[a * down:b * down])[None, None].to(model.device))
+        if out is None:
+            out = np.empty((z.shape[1], frames, z.shape[3]), np.float32)
+        out[:, s:e] = z[0, :, s - a:e - a].float().cpu().numpy()
+        if progress:
+            progress()
+    return out, gain, frames * down
 
 
 def encode(audio: np.ndarray, sr: int, params: EncodeParams = EncodeParams(),
            tags: Mapping[str, str] | None = None, progress: Progress = None) -> LdmzFile:
     """Encode float audio (samples,) or (channels, samples) at rate ``sr`` to an LdmzFile."""
-    import torch
+    audio = check_audio(audio)
+    return encode_channels(lambda c: audio[c], audio.shape[0], sr, params, tags, progress)
 
-    from ldmz.codec.frontend import log_mel, normalize
+
+def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
+                    params: EncodeParams = EncodeParams(),
+                    tags: Mapping[str, str] | None = None, progress: Progress = None,
+                    source: str = "<audio>") -> LdmzFile:
+    """Encode ``channels`` channels that ``read(c)`` returns one at a time (float, samples,)."""
     from ldmz.codec.models import load_model
     from ldmz.codec.quant import CLIP_PERCENTILE, allocate_bits
+    from ldmz.codec.vocoders import VOCODERS, VocoderError
 
-    audio = check_audio(audio)
     if not 1 <= params.bits <= 8:
         raise ValueError(f"bits must be 1..8, got {params.bits}")
-    _torch_setup()
+    if not 0 < params.chunk_seconds < 3600:
+        raise ValueError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
+    if int(sr) != sr or not 0 < sr <= 1_000_000:
+        raise ValueError(f"sample rate must be a positive integer, got {sr}")
+    if params.vocoder and params.vocoder not in VOCODERS:
+        raise VocoderError(f"unknown vocoder '{params.vocoder}'; choose one of "
+                           f"{', '.join(VOCODERS)}")
     model = load_model(params.model, params.device, params.offline or None)
     mel, down = model.mel, model.time_downsample
-    unit = mel.hop_length * down
-    win = max(1, round(params.chunk_seconds * mel.sample_rate / unit))  # latent frames
-    ctx = CONTEXT_LATENT
-    lats, gains, total_mel = [], [], 0
-    n_steps = audio.shape[0]
-    for ci, ch in enumerate(audio):
-        x, gain = normalize(resample(ch, sr, mel.sample_rate))
-        n = max(len(x), mel.n_fft)
-        x = np.pad(x, (0, -(-n // unit) * unit - len(x)))
-        with torch.inference_mode():
-            m = log_mel(torch.from_numpy(x).to(model.device), mel)  # (frames, n_mels)
-            frames = m.shape[0] // down
-            z_parts = []
-            for s, e in _windows(frames, win):
-                a, b = max(0, s - ctx), min(frames, e + ctx)
-                z = model.encode(m[a * down:b * down][None, None])
-                z_parts.append(z[0, :, s - a:s - a + (e - s)].float().cpu().numpy())
-        lats.append(np.concatenate(z_parts, axis=1))
-        gains.append(gain)
-        total_mel = frames * down
+    win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))
+    z, gains, state = None, [], {"done": 0, "steps": 1, "samples": None}
+
+    def tick() -> None:
+        state["done"] += 1
         if progress:
-            progress(ci + 1, n_steps)
-    z = np.stack(lats)  # (A, C, T, F)
-    bits = allocate_bits(z, params.bits)
+            progress(min(state["done"], state["steps"]), state["steps"])
+
+    for ci in range(channels):
+        x = check_audio(read(ci), source)[0]
+        if state["samples"] is None:
+            state["samples"] = samples = len(x)
+            n_model = max(-(-samples * mel.sample_rate // int(sr)), mel.n_fft)
+            state["steps"] = channels * len(windows(-(-n_model // (mel.hop_length * down)), win))
+        elif len(x) != samples:
+            raise AudioError(f"{source}: channel {ci} has {len(x)} samples, channel 0 "
+                             f"{samples}; re-export the file")
+        zc, gain, total_mel = encode_latents(x, sr, model, win, tick)
+        del x
+        if z is None:
+            z = np.empty((channels, *zc.shape), np.float32)
+        z[ci] = zc
+        gains.append(gain)
     return pack_latents(
         z, model=model.info, mel=mel,
-        source=SourceInfo(sample_rate=int(sr), channels=audio.shape[0], samples=audio.shape[1],
+        source=SourceInfo(sample_rate=int(sr), channels=channels, samples=samples,
                           gain=tuple(float(g) for g in gains)),
-        bits=bits, frames_per_chunk=win, overlap=0, time_downsample=down, mel_frames=total_mel,
-        clip_percentile=CLIP_PERCENTILE, tags=tags, vocoder=params.vocoder or model.vocoder,
-        writer=f"ldmz {__version__}")
+        bits=allocate_bits(z, params.bits), frames_per_chunk=win, overlap=0,
+        time_downsample=down, mel_frames=total_mel, clip_percentile=CLIP_PERCENTILE, tags=tags,
+        vocoder=params.vocoder or model.vocoder, writer=f"ldmz {__version__}")
 
 
-def _ramp(n_ctx_left: int, n_core: int, n_ctx_right: int) -> np.ndarray:
-    """Overlap-add weights: 1 on the core, linear fades over the context on each side."""
-    left = np.linspace(0, 1, n_ctx_left + 2)[1:-1]
-    right = np.linspace(1, 0, n_ctx_right + 2)[1:-1]
-    return np.concatenate([left, np.ones(n_core), right]).astype(np.float32)
+class _Latents:
+    """Latent frames ``[a, b)`` of every audio channel, read chunk by chunk as windows advance."""
+
+    def __init__(self, f: LdmzFile) -> None:
+        self.f, self.cache = f, {}
+        self.starts = [c.frame_start for c in f.header.chunks]
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        h = self.f.header
+        first = max(0, bisect.bisect_right(self.starts, a) - 1)
+        self.cache = {i: v for i, v in self.cache.items() if i >= first}
+        parts, i = [], first
+        while i < len(self.starts) and self.starts[i] < b:
+            c = h.chunks[i]
+            if i not in self.cache:
+                self.cache[i] = self.f.read_chunk(i)
+            end = c.frame_start + min(h.latent.frames_per_chunk, c.frames)
+            parts.append(self.cache[i][:, :, max(a, c.frame_start) - c.frame_start:
+                                       min(b, end) - c.frame_start])
+            i += 1
+        return np.concatenate(parts, axis=2)
 
 
-def decode_mel(f: LdmzFile, channel: int, model, precision: str = "fp32",  # noqa: ANN001
-               progress: Progress = None) -> np.ndarray:
-    """Decode one audio channel's latents to a (mel_frames, n_mels) log-mel by windowed OLA."""
+def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
+                window: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded log-mel blocks (frames, audio_channels, n_mels), in order, by windowed OLA."""
     import torch
 
+    from ldmz.codec.models import FADE_LATENT
+    from ldmz.codec.vocoders import autocast
+
     h = f.header
-    z = torch.from_numpy(f.latents(channel)[0])  # (C, T, F)
-    down, total = h.latent.time_downsample, h.latent.frames
-    win, ctx = h.latent.frames_per_chunk, CONTEXT_LATENT
-    out = np.zeros((total * down, h.mel.n_mels), np.float32)
-    wsum = np.zeros(total * down, np.float32)
-    cast = (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
-            else nullcontext())
-    wins = _windows(total, win)
-    for i, (s, e) in enumerate(wins):
-        a, b = max(0, s - ctx), min(total, e + ctx)
-        with torch.inference_mode(), cast:
-            y = model.decode(z[None, :, a:b].to(model.device))[0, 0].float().cpu().numpy()
-        w = _ramp((s - a) * down, (e - s) * down, (b - e) * down)
-        out[a * down:b * down] += y * w[:, None]
-        wsum[a * down:b * down] += w
+    down, total, ctx = h.latent.time_downsample, h.latent.frames, model.context
+    wins = spans(total, window or h.latent.frames_per_chunk, ctx)
+    fade = fade_len(FADE_LATENT, wins, down)
+    ola, lat = OLA(), _Latents(f)
+    for i, (a, s, e, b) in enumerate(wins):
+        z = torch.from_numpy(lat.get(a, b))
+        ys = []
+        for zc in z:  # one audio channel at a time: memory does not grow with channels
+            with torch.inference_mode(), autocast(precision, model.device):
+                ys.append(model.decode(zc[None].to(model.device))[0, 0].float().cpu().numpy())
+        w = fade_weights(a * down, s * down, e * down, b * down, fade)
+        ola.add(a * down, np.stack(ys, axis=1) * w[:, None, None])
+        yield ola.take(total * down if i == len(wins) - 1 else e * down - fade // 2)
+
+
+def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
+                 progress: Progress = None) -> Iterator[np.ndarray]:
+    """Vocoded blocks (samples, channels) from log-mel blocks (frames, channels, n_mels)."""
+    hop = voc.mel.hop_length
+    wins = spans(total, VOCODER_WINDOW, voc.context)
+    fade = fade_len(voc.fade, wins, hop)
+    ola, pend, p0 = OLA(), None, 0
+    for i, (a, s, e, b) in enumerate(wins):
+        while pend is None or p0 + len(pend) < b:
+            blk = next(mels)
+            pend = blk if pend is None else np.concatenate([pend, blk])
+        y = voc(np.ascontiguousarray(pend[a - p0:b - p0].transpose(1, 0, 2)))  # (ch, samples)
+        n = (b - a) * hop
+        y = np.pad(y, ((0, 0), (0, max(0, n - y.shape[1]))))[:, :n]
+        w = fade_weights(a * hop, s * hop, e * hop, b * hop, fade)
+        ola.add(a * hop, (y * w).T)
+        nxt = wins[i + 1][0] if i + 1 < len(wins) else b
+        pend, p0 = pend[nxt - p0:], nxt
         if progress:
             progress(i + 1, len(wins))
-    return out / np.maximum(wsum, 1e-8)[:, None]
+        yield ola.take(total * hop if i == len(wins) - 1 else e * hop - fade // 2)
 
 
-def vocode(log_mel: np.ndarray, vocoder, window: int = 1024, ctx: int = 32) -> np.ndarray:  # noqa: ANN001
-    """Run ``vocoder`` over a long log-mel in windows of frames with waveform crossfades."""
-    hop = vocoder.mel.hop_length
-    total = len(log_mel)
-    out = np.zeros(total * hop, np.float32)
-    wsum = np.zeros(total * hop, np.float32)
-    for s, e in _windows(total, window):
-        a, b = max(0, s - ctx), min(total, e + ctx)
-        y = vocoder(log_mel[a:b])
-        need = (b - a) * hop
-        y = np.pad(y, (0, max(0, need - len(y))))[:need]
-        w = _ramp((s - a) * hop, (e - s) * hop, (b - e) * hop)
-        out[a * hop:b * hop] += y * w
-        wsum[a * hop:b * hop] += w
-    return out / np.maximum(wsum, 1e-8)
+@dataclass
+class DecodeStream:
+    """A decode in progress: iterate for float32 blocks (samples, channels), in order."""
+
+    sample_rate: int
+    channels: int
+    samples: int
+    vocoder: str
+    blocks: Iterator[np.ndarray]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.blocks
+
+
+def _check_model(f: LdmzFile, model: LoadedModel) -> None:
+    from ldmz.codec.models import ModelError
+
+    h, info = f.header, model.info
+    same = (info.weights_sha256 == h.model.weights_sha256
+            if info.weights_sha256 and h.model.weights_sha256 else info.id == h.model.id)
+    if not same:
+        raise ModelError(
+            f"{f.name}: made by model '{h.model.id}' (weights {h.model.weights_sha256[:12]}), "
+            f"but '{info.id}' has weights {info.weights_sha256[:12]}; decode with the model "
+            f"that made it (--model NAME_or_FOLDER)")
+    if (model.latent_channels, model.mel.n_mels // model.freq_downsample) != (
+            h.latent.channels, h.latent.freq_bins) or model.mel != h.mel:
+        raise ModelError(f"{f.name}: its latent/mel layout does not match model '{info.id}'; "
+                         f"decode with the model that made it (--model)")
+
+
+def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
+                  vocoder: str | None = None, progress: Progress = None) -> DecodeStream:
+    """Load and check the model and vocoder now; decode lazily, block by block, as iterated.
+
+    Memory does not grow with duration: latents are read one chunk at a time, the VAE and the
+    vocoder run in windows, and the output is resampled as a stream.
+    """
+    from ldmz.codec.models import load_model
+    from ldmz.codec.vocoders import MelAdapter, load_vocoder
+
+    h = f.header
+    model = load_model(params.model or h.model.id, params.device, params.offline or None)
+    _check_model(f, model)
+    name = vocoder or params.vocoder or h.vocoder or model.vocoder
+    voc = load_vocoder(name, model, model.device, params.griffinlim_iters, params.precision)
+    sr_out = int(params.sr or h.source.sample_rate)
+    n = round(h.source.samples * sr_out / h.source.sample_rate)
+    total = h.latent.frames * h.latent.time_downsample
+    mels = _mel_stream(f, model, params.precision)
+    if voc.mel != h.mel:
+        adapter = MelAdapter(h.mel, voc.mel, total)
+        mels, total = adapter.stream(mels), adapter.n_dst
+    waves = _wave_stream(mels, total, voc, progress)
+    gain = np.asarray(h.source.gain, np.float32)
+    return DecodeStream(sr_out, h.source.channels, n, voc.name,
+                        _output(waves, gain, voc.mel.sample_rate, sr_out, n))
+
+
+def _output(waves: Iterator[np.ndarray], gain: np.ndarray, sr_in: int, sr_out: int,
+            n: int) -> Iterator[np.ndarray]:
+    """Undo the gain, resample as a stream, and cut or pad to exactly ``n`` samples."""
+    rs = None
+    if sr_in != sr_out:
+        import soxr
+
+        rs = soxr.ResampleStream(sr_in, sr_out, len(gain), dtype="float32", quality="HQ")
+    done, end = 0, [(np.zeros((0, len(gain)), np.float32), True)]
+    for blk, last in itertools.chain(((w, False) for w in waves), end):
+        y = np.ascontiguousarray(blk * gain, np.float32)
+        y = rs.resample_chunk(y, last=last) if rs is not None else y
+        y = y[:n - done]
+        done += len(y)
+        if len(y):
+            yield y
+    if done < n:
+        yield np.zeros((n - done, len(gain)), np.float32)
 
 
 def decode(f: LdmzFile, params: DecodeParams = DecodeParams(), *, vocoder: str | None = None,
            progress: Progress = None) -> tuple[np.ndarray, int]:
     """Decode an LdmzFile to float32 audio (channels, samples) at the source (or asked) rate."""
-    from ldmz.codec.models import ModelError, load_model
-    from ldmz.codec.vocoders import adapt_mel, load_vocoder
+    st = decode_stream(f, params, vocoder=vocoder, progress=progress)
+    out = np.empty((st.channels, st.samples), np.float32)
+    pos = 0
+    for blk in st:
+        out[:, pos:pos + len(blk)] = blk.T
+        pos += len(blk)
+    return out, st.sample_rate
 
-    _torch_setup()
-    h = f.header
-    model = load_model(params.model or h.model.id, params.device, params.offline or None)
-    if h.model.weights_sha256 and model.info.weights_sha256 != h.model.weights_sha256:
-        raise ModelError(
-            f"{f.name}: made by model '{h.model.id}' (weights {h.model.weights_sha256[:12]}), "
-            f"but the loaded '{model.info.id}' has weights {model.info.weights_sha256[:12]}; "
-            f"decode with the same model (--model)")
-    if (model.latent_channels, model.mel.n_mels // model.freq_downsample) != (
-            h.latent.channels, h.latent.freq_bins) or model.mel != h.mel:
-        raise ModelError(f"{f.name}: its latent/mel layout does not match model '{model.info.id}'")
-    name = vocoder or params.vocoder or h.vocoder or model.vocoder
-    voc = load_vocoder(name, model, model.device, params.griffinlim_iters)
-    sr_out = params.sr or h.source.sample_rate
-    chans = []
-    for c in range(h.source.channels):
-        m = decode_mel(f, c, model, params.precision)
-        m = adapt_mel(m, h.mel, voc.mel)
-        y = vocode(m, voc) * h.source.gain[c]
-        y = resample(y, voc.mel.sample_rate, sr_out)
-        n = round(h.source.samples * sr_out / h.source.sample_rate)
-        chans.append(np.pad(y, (0, max(0, n - len(y))))[:n])
-        if progress:
-            progress(c + 1, h.source.channels)
-    return np.stack(chans).astype(np.float32), int(sr_out)
+
+def decode_mel(f: LdmzFile, channel: int, model: LoadedModel, precision: str = "fp32",
+               window: int | None = None) -> np.ndarray:
+    """Decode one audio channel's latents to its whole (mel_frames, n_mels) log-mel."""
+    return np.concatenate(list(_mel_stream(f, model, precision, window)))[:, channel]
+
+
+def vocode(log_mel: np.ndarray, vocoder: Vocoder) -> np.ndarray:
+    """Run ``vocoder`` over a whole (frames, n_mels) log-mel in cross-faded windows."""
+    blocks = _wave_stream(iter([log_mel[:, None]]), len(log_mel), vocoder)
+    return np.concatenate(list(blocks))[:, 0]
 
 
 def encode_file(src: str | os.PathLike, params: EncodeParams = EncodeParams(),
-                tags: Mapping[str, str] | None = None) -> LdmzFile:
-    """Read an audio file and encode it."""
-    audio, sr = read_audio(src)
-    return encode(check_audio(audio, str(src)), sr, params, tags)
+                tags: Mapping[str, str] | None = None, progress: Progress = None) -> LdmzFile:
+    """Read an audio file, one channel at a time where it can, and encode it."""
+    read, channels, sr = read_channels(src)
+    return encode_channels(read, channels, sr, params, tags, progress, str(src))
 
 
 def load(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarray, int]:
     """Audio of ``path`` as ``(float32 (channels, samples), rate)``; `.ldmz` files are decoded."""
     if Path(path).suffix.lower() == ".ldmz":
-        return decode(LdmzFile.load(path), DecodeParams(sr=sr or 0))
+        return decode(LdmzFile.load(path, lazy=True), DecodeParams(sr=sr or 0))
     audio, rate = read_audio(path)
     if sr and sr != rate:
         return resample(audio, rate, sr), sr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +19,87 @@ class AudioError(LdmzError, ValueError):
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 
 
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file" if not path.exists() else
+                         f"{path}: not a regular file")
+    return path
+
+
+def _read_sf(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]:
+    """libsndfile decode, block by block: all channels (C, N) or one channel (1, N)."""
+    import soundfile as sf
+
+    with sf.SoundFile(path) as f:
+        rows = slice(None) if channel is None else slice(channel, channel + 1)
+        n_ch = f.channels if channel is None else 1
+        out, extra, pos = np.empty((n_ch, f.frames), np.float32), [], 0
+        for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+            block = block[:, rows]
+            k = max(0, min(len(block), out.shape[1] - pos))  # frames may be an estimate
+            out[:, pos:pos + k] = block[:k].T
+            if k < len(block):
+                extra.append(block[k:].T.copy())
+            pos += len(block)
+        if extra:
+            return np.concatenate([out, *extra], axis=1), int(f.samplerate)
+        return out[:, :pos], int(f.samplerate)
+
+
+def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray], int, int]:
+    """``(read, channels, rate)``: ``read(c)`` gives channel ``c`` as float32 (samples,).
+
+    Files libsndfile decodes are read again for each channel, so only one channel is held in
+    memory at a time; other formats are decoded whole first.
+    """
+    import soundfile as sf
+
+    path = _existing(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        audio, sr = read_audio(path)
+        return (lambda c: audio[c]), audio.shape[0], sr
+
+    def read(c: int) -> np.ndarray:
+        try:
+            return _read_sf(path, c)[0][0]
+        except (sf.LibsndfileError, RuntimeError) as e:
+            why = getattr(e, "error_string", "") or str(e)
+            raise AudioError(f"{path}: cannot decode audio ({why}); check that it is not "
+                             f"damaged") from e
+
+    return read, info.channels, int(info.samplerate)
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode ``path`` (wav, flac, ogg, mp3, ...) to float32 (channels, samples) and its rate."""
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
+    path = _existing(path)
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
-        return np.ascontiguousarray(data.T), int(sr)
+        return _read_sf(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        first = str(e)
-    try:  # formats libsndfile lacks: let librosa/audioread try
-        import warnings
+        first = getattr(e, "error_string", "") or str(e).replace(f"'{path}'", "").strip()
+    import gc
+    import warnings
 
-        import librosa
+    import librosa
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    y = None
+    with warnings.catch_warnings():  # formats libsndfile lacks: let librosa/audioread try
+        warnings.simplefilter("ignore")
+        try:
             y, sr = librosa.load(path, sr=None, mono=False)
-        y = np.atleast_2d(y).astype(np.float32)
-        return y, int(sr)
-    except Exception as e:  # noqa: BLE001 - report the first decoder's reason
-        raise AudioError(f"{path}: cannot decode audio ({first}); convert it to WAV or FLAC"
-                         ) from e
+        except Exception:  # noqa: BLE001 - report the first decoder's reason below
+            pass
+        if y is None:
+            gc.collect()  # audioread may leave the file open when it fails: close it quietly
+    if y is None:
+        raise AudioError(f"{path}: cannot decode audio ({first.rstrip('.')}); convert it to "
+                         f"WAV or FLAC, or check that it is not damaged")
+    return np.atleast_2d(y).astype(np.float32, copy=False), int(sr)
 
 
 def check_audio(audio: np.ndarray, source: str = "<audio>") -> np.ndarray:
@@ -55,13 +112,15 @@ def check_audio(audio: np.ndarray, source: str = "<audio>") -> np.ndarray:
     if a.shape[0] > a.shape[1] and a.shape[0] > 64:
         raise AudioError(f"{source}: {a.shape[0]} channels: pass (channels, samples), "
                          f"not (samples, channels)")
-    if a.shape[1] == 0:
+    if a.shape[1] == 0 or a.shape[0] == 0:
         raise AudioError(f"{source}: audio has no samples")
     if not np.issubdtype(a.dtype, np.floating):
         a = a / float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else a
-    a = a.astype(np.float32)
+    a = a.astype(np.float32, copy=False)
     if not np.isfinite(a).all():
-        raise AudioError(f"{source}: audio contains NaN or inf samples; clean the input first")
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        raise AudioError(f"{source}: audio contains {bad} NaN or inf samples; replace them "
+                         f"(e.g. with 0) or re-export the file")
     return a
 
 
@@ -72,30 +131,59 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     import librosa
 
     return librosa.resample(audio, orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq",
-                            axis=-1).astype(np.float32)
+                            axis=-1).astype(np.float32, copy=False)
+
+
+def _check_target(path: Path, overwrite: bool) -> tuple[str, str]:
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"{path}: can only write .wav or .flac; change the output suffix")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
+    return fmt
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int,
                 overwrite: bool = False) -> None:
     """Write 16-bit PCM WAV or FLAC (by suffix) atomically; refuse to overwrite unless asked."""
+    a = np.atleast_2d(audio)
+    step = 1 << 18
+    write_audio_stream(path, (a[:, i:i + step].T for i in range(0, a.shape[1], step)),
+                       sr, a.shape[0], overwrite)
+
+
+def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int,
+                       channels: int, overwrite: bool = False) -> None:
+    """Write blocks of float audio (samples, channels) to WAV/FLAC atomically, clipped to +-1.
+
+    The data goes to a temporary file in the same folder that is renamed into place (linked,
+    when not overwriting, so a file that appeared meanwhile is never replaced) and is removed
+    on any failure.
+    """
     import soundfile as sf
 
     path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise AudioError(f"{path}: can only write .wav or .flac")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fmt = _check_target(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        data = np.clip(np.atleast_2d(audio).T, -1.0, 1.0)
-        sf.write(tmp, data, sr, format=fmt[0], subtype=fmt[1])
+        with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=channels, format=fmt[0],
+                          subtype=fmt[1]) as f:
+            for block in blocks:
+                f.write(np.clip(block, -1.0, 1.0))
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)
-            os.unlink(tmp)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"{path}: already exists (use --force to overwrite)"
+                                      ) from None
+            except OSError:  # no hard links here (some network or FAT file systems)
+                if path.exists():
+                    raise FileExistsError(f"{path}: already exists (use --force to "
+                                          f"overwrite)") from None
+                os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

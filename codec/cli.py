@@ -15,6 +15,7 @@ COMMANDS = {
     "eval": "ldmz.codec.cmd_eval",
     "demo": "ldmz.codec.cmd_eval",
     "train": "ldmz.codec.cmd_train",
+    "bench": "ldmz.codec.cmd_bench",
 }
 
 

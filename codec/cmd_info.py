@@ -56,7 +56,9 @@ def _text(s: dict) -> str:
         f"  mel          {mel['n_mels']} mels @ {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, "
         f"hop {mel['hop_length']}, win {mel['win_length']}, {mel['fmin']:g}-{mel['fmax']:g} Hz",
         f"  latent       {lat['channels']} x {lat['frames']} x {lat['freq_bins']} "
-        f"(ch x frames x freq), {s['chunks']} chunks of {lat['frames_per_chunk']}",
+        f"(ch x frames x freq)",
+        f"  chunks       {s['chunks']} chunks of {lat['frames_per_chunk']} frames "
+        f"(+{lat['overlap']} overlap)",
         f"  bits         {bits}",
         f"  bitrate      {kbps}  (compression {ratio} vs 16-bit PCM)",
         f"  vocoder      {h['vocoder'] or '-'}",
@@ -76,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             s = summary(f, os.path.getsize(path))
         except FormatError as e:
             print(f"{e}", file=sys.stderr)
+            rc = 1
+            continue
+        except OSError as e:  # e.g. the file vanished after it was read
+            print(f"{path}: {e.strerror or e}", file=sys.stderr)
             rc = 1
             continue
         print(json.dumps(s) if args.json else _text(s))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 from ldmz.formats import LdmzError, MelParams, ModelInfo
 
 DEFAULT_MODEL = "ldmz-small"
+FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
 EMBEDDED_DIR = Path(__file__).parent / "models"
 
 # AudioLDM / AudioLDM2 front-end: 16 kHz, 64 mels, n_fft 1024, hop 160 (see frontend.py).
@@ -64,6 +67,13 @@ class LoadedModel:
     folder: Path | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
+    encoder_rf: int = 16  # latent frames each side that one latent frame's encoding depends on
+    decoder_rf: int = 16  # latent frames each side that one decoded latent frame depends on
+
+    @property
+    def context(self) -> int:
+        """Latent frames of context each side of a window: the receptive field plus half a fade."""
+        return max(self.encoder_rf, self.decoder_rf + FADE_LATENT // 2)
 
     def encode(self, mel):  # noqa: ANN001, ANN201 - torch tensors
         """Latent mean of a (B, 1, T, n_mels) log-mel batch."""
@@ -82,13 +92,17 @@ class LoadedModel:
         if self.folder is not None and (self.folder / "vocoder" / "config.json").exists():
             from transformers import SpeechT5HifiGan
 
-            return SpeechT5HifiGan.from_pretrained(self.folder / "vocoder").eval().to(device)
+            with quiet_loading():
+                net = SpeechT5HifiGan.from_pretrained(self.folder / "vocoder")
+            return net.eval().to(device)
         if self.extra.get("repo"):
             from transformers import SpeechT5HifiGan
 
-            return SpeechT5HifiGan.from_pretrained(
-                self.extra["repo"], subfolder="vocoder", revision=self.extra["revision"],
-                local_files_only=self.extra["offline"]).eval().to(device)
+            with quiet_loading():
+                net = SpeechT5HifiGan.from_pretrained(
+                    self.extra["repo"], subfolder="vocoder", revision=self.extra["revision"],
+                    local_files_only=self.extra["offline"])
+            return net.eval().to(device)
         return None
 
 
@@ -112,6 +126,54 @@ def weights_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
+def autoencoderkl_fields(config) -> tuple[int, int]:  # noqa: ANN001 - a diffusers config
+    """Convolutional receptive radius (encoder, decoder) of a diffusers AutoencoderKL, in latents.
+
+    Counts the 3x3 convolutions at each resolution (conv_in, resnets, resamplers, mid block,
+    conv_out). The mid-block attention and GroupNorm are global but weak; the cross-fade
+    between windows covers what they change.
+    """
+    n, per = len(config.block_out_channels), config.layers_per_block
+    down = 2 ** (n - 1)
+    enc = 1 + sum(2 * per * 2**i for i in range(n)) + sum(2**i for i in range(n - 1)) + 5 * down
+    dec = 5 * down + 1 + sum(2 * (per + 1) * 2 ** (n - 1 - i) + (2 ** (n - 2 - i) if i < n - 1
+                                                                 else 0) for i in range(n))
+    return -(-enc // down) + 1, -(-dec // down) + 1
+
+
+def patchvae_fields(config) -> tuple[int, int]:  # noqa: ANN001 - a PatchVAEConfig
+    """Receptive radius (encoder, decoder) of a PatchVAE, in latent frames."""
+    dil = [2 ** (i % 3) for i in range(max(config.enc_blocks, config.dec_blocks))]
+    enc = 1 + sum(d + 1 for d in dil[:config.enc_blocks]) + 1
+    dec = 1 + sum(d + 1 for d in dil[:config.dec_blocks]) + -(-3 // config.patch) + 1
+    return enc, dec
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence diffusers'/transformers' load-time notices and progress bars (restored after).
+
+    Acts on whichever of the two is imported already (the caller imports what it loads with).
+    """
+    import sys
+
+    logs = [m.utils.logging for m in map(sys.modules.get, ("diffusers", "transformers")) if m]
+    levels = [lg.get_verbosity() for lg in logs]
+    tl = sys.modules["transformers"].utils.logging if "transformers" in sys.modules else None
+    bars = tl is not None and tl.is_progress_bar_enabled()
+    for lg in logs:
+        lg.set_verbosity_error()
+    if bars:
+        tl.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lg, level in zip(logs, levels, strict=True):
+            lg.set_verbosity(level)
+        if bars:
+            tl.enable_progress_bar()
+
+
 def _folder_meta(folder: Path) -> dict:
     meta = folder / "ldmz.json"
     return json.loads(meta.read_text()) if meta.exists() else {}
@@ -124,10 +186,23 @@ def _vae_folder(folder: Path) -> Path:
 def load_folder(folder: Path, device: str = "cpu", name: str | None = None,
                 spec: ModelSpec | None = None) -> LoadedModel:
     """Load a model from a folder in diffusers layout (a VAE folder, or a pipeline with vae/)."""
+    try:
+        return _load_folder(folder, device, name, spec)
+    except ModelError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        why = " ".join(str(e).split())[:200]
+        raise ModelError(f"{folder}: cannot load the model ({type(e).__name__}: {why}); "
+                         f"re-download or re-export it") from e
+
+
+def _load_folder(folder: Path, device: str, name: str | None,
+                 spec: ModelSpec | None) -> LoadedModel:
     vfolder = _vae_folder(folder)
     cfg_path = vfolder / "config.json"
     if not cfg_path.exists():
-        raise ModelError(f"{folder}: no config.json (expected a diffusers model folder)")
+        raise ModelError(f"{folder}: no config.json or vae/config.json; pass a folder in "
+                         f"diffusers layout (config.json + diffusion_pytorch_model.safetensors)")
     cfg = json.loads(cfg_path.read_text())
     meta = _folder_meta(folder)
     mel = MelParams(**meta["mel"]) if "mel" in meta else (spec.mel if spec else AUDIOLDM_MEL)
@@ -141,13 +216,16 @@ def load_folder(folder: Path, device: str = "cpu", name: str | None = None,
         vae = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items() if k in keys}))
         vae.load_state_dict(load_file(str(vfolder / "diffusion_pytorch_model.safetensors")))
         kind, lc, down, scale = "patchvae", vae.config.latent_channels, vae.config.patch, 1.0
+        rf = patchvae_fields(vae.config)
     elif cls == "AutoencoderKL":
         from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(vfolder)
+        with quiet_loading():
+            vae = AutoencoderKL.from_pretrained(vfolder)
         kind, lc = "autoencoderkl", vae.config.latent_channels
         down = 2 ** (len(vae.config.block_out_channels) - 1)
         scale = float(vae.config.scaling_factor)
+        rf = autoencoderkl_fields(vae.config)
     else:
         raise ModelError(f"{cfg_path}: unsupported model class '{cls}' (AutoencoderKL or PatchVAE)")
     info = ModelInfo(id=name or str(folder.resolve()), revision=meta.get("revision", ""),
@@ -155,15 +233,16 @@ def load_folder(folder: Path, device: str = "cpu", name: str | None = None,
     return LoadedModel(info=info, mel=mel, vae=vae.eval().to(device), kind=kind,
                        latent_channels=lc, time_downsample=down, freq_downsample=down,
                        vocoder=meta.get("vocoder", spec.vocoder if spec else "hifigan"),
-                       folder=folder, device=device)
+                       folder=folder, device=device, encoder_rf=rf[0], decoder_rf=rf[1])
 
 
 def _load_hub(spec: ModelSpec, device: str, offline: bool) -> LoadedModel:
     from diffusers import AutoencoderKL
 
     try:
-        vae = AutoencoderKL.from_pretrained(spec.repo, subfolder="vae", revision=spec.revision,
-                                            local_files_only=offline)
+        with quiet_loading():
+            vae = AutoencoderKL.from_pretrained(spec.repo, subfolder="vae",
+                                                revision=spec.revision, local_files_only=offline)
     except (OSError, ValueError) as e:
         where = "the Hugging Face cache" + ("" if offline else " and the hub")
         raise ModelError(
@@ -179,11 +258,12 @@ def _load_hub(spec: ModelSpec, device: str, offline: bool) -> LoadedModel:
     except Exception:  # hashing is best effort when the cache layout is unusual
         sha = ""
     scale = spec.scaling_factor or float(vae.config.scaling_factor)
+    rf = autoencoderkl_fields(vae.config)
     info = ModelInfo(id=spec.name, revision=spec.revision, weights_sha256=sha,
                      scaling_factor=scale)
     return LoadedModel(info=info, mel=spec.mel, vae=vae.eval().to(device), kind="autoencoderkl",
                        latent_channels=vae.config.latent_channels, vocoder=spec.vocoder,
-                       device=device,
+                       device=device, encoder_rf=rf[0], decoder_rf=rf[1],
                        extra={"repo": spec.repo, "revision": spec.revision, "offline": offline})
 
 
@@ -203,7 +283,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
     if folder.is_dir():
         return load_folder(folder, device)
     raise ModelError(f"model '{name}' not found: not a registered name "
-                     f"({', '.join(available_models())}) and no folder at {folder.resolve()}")
+                     f"({', '.join(available_models())}) and no folder at {folder.resolve()}; "
+                     f"pass --model with one of those names or a folder in diffusers layout")
 
 
 def available_models() -> list[str]:

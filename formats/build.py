@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ldmz.formats.chunks import FLOAT16_MAX
 from ldmz.formats.container import LdmzFile
 from ldmz.formats.header import (
+    MAX_QUANT_ABS,
     ChunkEntry,
     Header,
     LatentInfo,
@@ -46,6 +48,9 @@ def pack_latents(
                          f"got {latents.shape}")
     if not np.isfinite(latents).all():
         raise ValueError("latents contain NaN or inf")
+    limit = FLOAT16_MAX if isinstance(bits, str) else MAX_QUANT_ABS / 2
+    if latents.size and float(np.abs(latents).max()) > limit:
+        raise ValueError(f"latents must lie within +-{limit:g} for bits={bits!r}")
     a, lc, t, f = latents.shape
     if isinstance(bits, str):
         if bits != "float16":

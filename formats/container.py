@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +12,19 @@ from typing import BinaryIO
 
 import msgpack
 import numpy as np
-import zstandard
 
+from ldmz.formats.chunks import (
+    chunk_values,
+    compress,
+    crc32,
+    decode_chunk,
+    decompress_chunk,
+    encode_chunk,
+)
 from ldmz.formats.errors import ChecksumError, FormatError, VersionError
-from ldmz.formats.header import MAX_HEADER_BYTES, ChunkEntry, Header, header_from_dict
-from ldmz.formats.quantize import dequantize, pack_plane, packed_size, unpack_plane
+from ldmz.formats.fileio import _ChunkReader, write_atomic
+from ldmz.formats.header import MAX_HEADER_BYTES, Header
+from ldmz.formats.parse import header_from_dict
 
 MAGIC = b"LDMZ"
 VERSION_MAJOR = 1
@@ -31,22 +37,16 @@ VERSION_MINOR = 0
 #   hlen     I   length of the msgpack header in bytes
 #   hcrc     I   CRC-32 of the first 12 preamble bytes followed by the header bytes
 PREAMBLE = struct.Struct("<4sBBHII")
-ZSTD_LEVEL = 19
 
 Source = str | os.PathLike | BinaryIO | bytes
+
+__all__ = ["MAGIC", "PREAMBLE", "VERSION_MAJOR", "VERSION_MINOR", "LdmzFile", "write_atomic"]
 
 
 def _name(src: object) -> str:
     if isinstance(src, (str, os.PathLike)):
         return os.fspath(src)
     return str(getattr(src, "name", "<stream>"))
-
-
-def _crc(*parts: bytes | memoryview) -> int:
-    c = 0
-    for p in parts:
-        c = zlib.crc32(p, c)
-    return c & 0xFFFFFFFF
 
 
 class LdmzFile:
@@ -64,23 +64,20 @@ class LdmzFile:
     def from_latents(cls, header: Header, latents: Sequence[np.ndarray]) -> LdmzFile:
         """Build a file from a header template and one array per chunk.
 
-        Each array is quantized codes (uint8, affine mode) or float values (float16 mode) of
+        Each array is quantized codes (integers, affine mode) or float values (float16 mode) of
         shape (audio_channels, latent_channels, frames, freq_bins). Chunk offsets, sizes and
         checksums in ``header.chunks`` are recomputed; their q_offset/q_step are kept.
         """
-        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True,
-                                        write_checksum=False)
-        blobs, entries, pos = [], [], 0
-        for i, arr in enumerate(latents):
-            raw = _encode_chunk(header, arr)
-            blob = cctx.compress(raw)
-            c = header.chunks[i]
-            entries.append(replace(c, offset=pos, size=len(blob), raw_size=len(raw),
-                                   crc32=_crc(blob), frames=arr.shape[2]))
-            blobs.append(blob)
-            pos += len(blob)
         if len(latents) != len(header.chunks):
             raise ValueError(f"{len(latents)} chunk arrays for {len(header.chunks)} chunk entries")
+        blobs, entries, pos = [], [], 0
+        for c, arr in zip(header.chunks, latents, strict=True):
+            raw = encode_chunk(header, arr)
+            blob = compress(raw)
+            entries.append(replace(c, offset=pos, size=len(blob), raw_size=len(raw),
+                                   crc32=crc32(blob), frames=np.shape(arr)[2]))
+            blobs.append(blob)
+            pos += len(blob)
         h = replace(header, chunks=tuple(entries))
         header_from_dict(h.to_dict(), "<writer>")  # the writer obeys the same rules as readers
         return cls(h, blobs)
@@ -99,7 +96,9 @@ class LdmzFile:
 
         With ``lazy=False`` every chunk is read and verified now. With ``lazy=True`` only the
         preamble and header are read (and the file size checked); chunks are read, checked and
-        decompressed on demand, so seeking costs the header plus one chunk.
+        decompressed on demand, so seeking costs the header plus one chunk. A lazily read file
+        object must stay open (and unchanged) while chunks are read; a non-seekable one is read
+        into memory.
         """
         if isinstance(src, (bytes, bytearray, memoryview)):
             return cls.from_bytes(bytes(src))
@@ -110,8 +109,16 @@ class LdmzFile:
             except OSError as e:
                 raise FormatError(name, f"cannot open: {e.strerror or e}") from e
             reader = _ChunkReader(name, path=Path(src), size=size)
+        elif lazy and _seekable(src):
+            reader = _ChunkReader(name, fileobj=src)
         else:
-            reader = _ChunkReader(name, memory=memoryview(src.read()))
+            try:
+                data = src.read()
+            except OSError as e:
+                raise FormatError(name, f"cannot read: {e.strerror or e}") from e
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"{name}: need a binary file object, got {type(data).__name__}")
+            reader = _ChunkReader(name, memory=memoryview(bytes(data)))
         f = cls._open(reader)
         if not lazy:
             f.verify()
@@ -138,12 +145,13 @@ class LdmzFile:
             raise FormatError(name, f"truncated inside the header: file ends at byte "
                                     f"{PREAMBLE.size + len(hbytes)}, the header ends at "
                                     f"{PREAMBLE.size + hlen}")
-        if _crc(pre[:12], hbytes) != hcrc:
+        if crc32(pre[:12], hbytes) != hcrc:
             raise ChecksumError(name, "header checksum mismatch (the file is damaged)")
         try:
-            raw = msgpack.unpackb(hbytes, raw=False, strict_map_key=True)
+            raw = _unpack_header(hbytes)
         except (ValueError, msgpack.UnpackException) as e:
-            raise FormatError(name, f"header is not valid msgpack ({type(e).__name__})") from e
+            why = " ".join(str(e).split())[:200] or type(e).__name__
+            raise FormatError(name, f"header is not valid msgpack ({why})") from e
         header = header_from_dict(raw, name)
         reader.data_start = PREAMBLE.size + hlen
         expected = reader.data_start + header.data_size
@@ -160,49 +168,37 @@ class LdmzFile:
         c = self.header.chunks[i]
         blob = self._reader.read(self._reader.data_start + c.offset, c.size)
         if len(blob) != c.size:
-            raise FormatError(self.name, f"truncated inside chunk {i}")
+            raise FormatError(self.name, f"truncated inside chunk {i} (the file changed?)")
         return blob
 
     def _raw_chunk(self, i: int) -> bytes:
-        if not 0 <= i < len(self.header.chunks):
-            raise IndexError(f"chunk {i} out of range 0..{len(self.header.chunks) - 1}")
-        c = self.header.chunks[i]
-        blob = self._blob(i)
-        if _crc(blob) != c.crc32:
-            raise ChecksumError(self.name, f"chunk {i} checksum mismatch (the file is damaged)")
-        try:
-            declared = zstandard.get_frame_parameters(blob).content_size
-            if declared != c.raw_size:
-                raise FormatError(self.name, f"chunk {i} frame declares {declared} bytes, the "
-                                             f"header {c.raw_size}")
-            obj = zstandard.ZstdDecompressor().decompressobj()
-            raw = obj.decompress(blob)
-        except zstandard.ZstdError as e:
-            raise FormatError(self.name, f"chunk {i} is not valid zstd ({e})") from e
-        if len(raw) != c.raw_size or not obj.eof or obj.unused_data:
-            raise FormatError(self.name, f"chunk {i} inflates to a size other than the declared "
-                                         f"{c.raw_size} bytes")
-        return raw
+        n = len(self.header.chunks)
+        if not 0 <= i < n:
+            raise IndexError(f"chunk {i} out of range 0..{n - 1}")
+        return decompress_chunk(self._blob(i), self.header.chunks[i], i, self.name)
 
     def verify(self) -> None:
-        """Check every chunk's checksum and decompressed size; raise FormatError on damage."""
+        """Check every chunk's checksum, zstd frame and values; raise FormatError on damage."""
         for i in range(len(self.header.chunks)):
-            self._raw_chunk(i)
+            chunk_values(self.header, i, self._raw_chunk(i), self.name)
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Dequantized float32 latents of chunk ``i``: (audio_ch, latent_ch, frames, freq)."""
-        return _decode_chunk(self.header, i, self._raw_chunk(i))
+        return decode_chunk(self.header, i, self._raw_chunk(i), self.name)
 
     def chunk_codes(self, i: int) -> np.ndarray:
-        """Raw stored values of chunk ``i`` (uint8 codes, or float16 in float16 mode)."""
-        return _chunk_values(self.header, i, self._raw_chunk(i))
+        """Raw stored values of chunk ``i`` (uint8 codes, or read-only float16 in float16 mode)."""
+        return chunk_values(self.header, i, self._raw_chunk(i), self.name)
 
     def chunk_at(self, seconds: float) -> int:
         """Index of the chunk holding the latent frame at time ``seconds`` of the source."""
+        if seconds != seconds:
+            raise ValueError("seconds is NaN")
         h = self.header
         frame_rate = h.mel.sample_rate / (h.mel.hop_length * h.latent.time_downsample)
-        frame = int(max(0.0, seconds) * frame_rate)
-        return min(frame // h.latent.frames_per_chunk, max(len(h.chunks) - 1, 0))
+        last = max(len(h.chunks) - 1, 0)
+        frame = max(0.0, seconds) * frame_rate
+        return min(int(min(frame, float(h.latent.frames))) // h.latent.frames_per_chunk, last)
 
     def latents(self, channel: int | None = None) -> np.ndarray:
         """All latents, overlap removed: float32 (audio_ch, latent_ch, frames, freq).
@@ -211,12 +207,19 @@ class LdmzFile:
         """
         h = self.header
         lat = h.latent
-        out = np.zeros((h.source.channels, lat.channels, lat.frames, lat.freq_bins), np.float32)
+        a = h.source.channels
+        if channel is not None:
+            if not -a <= channel < a:
+                raise IndexError(f"audio channel {channel} out of range for {a} channels")
+            channel %= a
+        out = np.zeros((a if channel is None else 1, lat.channels, lat.frames, lat.freq_bins),
+                       np.float32)
         for i, c in enumerate(h.chunks):
             x = self.read_chunk(i)
             keep = min(lat.frames_per_chunk, c.frames)
-            out[:, :, c.frame_start:c.frame_start + keep] = x[:, :, :keep]
-        return out if channel is None else out[channel:channel + 1]
+            sel = x if channel is None else x[channel:channel + 1]
+            out[:, :, c.frame_start:c.frame_start + keep] = sel[:, :, :keep]
+        return out
 
     # ------------------------------------------------------------------ writing
     def to_bytes(self) -> bytes:
@@ -224,7 +227,7 @@ class LdmzFile:
         hbytes = msgpack.packb(self.header.to_dict(), use_bin_type=True)
         head = struct.pack("<4sBBHI", MAGIC, VERSION_MAJOR, VERSION_MINOR, 0, len(hbytes))
         out = io.BytesIO()
-        out.write(head + struct.pack("<I", _crc(head, hbytes)))
+        out.write(head + struct.pack("<I", crc32(head, hbytes)))
         out.write(hbytes)
         for i in range(len(self.header.chunks)):
             out.write(self._blob(i))
@@ -243,77 +246,38 @@ class LdmzFile:
                 f"{h.source.channels}ch, {len(h.chunks)} chunks)")
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename; FileExistsError if present."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+def _unpack_header(hbytes: bytes) -> object:
+    """Decode the msgpack header: keys are distinct strings; maps + arrays <= 1 per 8 bytes + 64.
+
+    Legitimate headers need far fewer (a row of q values alone takes 10 bytes). The budget, and
+    the matching cap on declared lengths (msgpack allocates a list before filling it), keep a
+    forged header of empty arrays from costing ~60 bytes of memory per byte of input.
+    """
+    budget = len(hbytes) // 8 + 64
+
+    def count(x: list) -> list:
+        nonlocal budget
+        budget -= 1
+        if budget < 0:
+            raise ValueError("more maps and arrays than the header size allows")
+        return x
+
+    def to_dict(pairs: list[tuple[object, object]]) -> dict:
+        d = dict(count(pairs))
+        if len(d) != len(pairs) or not all(isinstance(k, str) for k in d):
+            raise ValueError("map keys must be distinct strings")
+        return d
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if path appeared meanwhile: never clobber
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return msgpack.unpackb(hbytes, raw=False, strict_map_key=True, list_hook=count,
+                               object_pairs_hook=to_dict, max_array_len=budget,
+                               max_map_len=len(hbytes) // 2 + 64)
+    except MemoryError as e:  # deep nesting of long declared arrays, on a strict-overcommit OS
+        raise ValueError("header needs too much memory to decode") from e
 
 
-class _ChunkReader:
-    """Random access to a file's bytes, from memory or by path (one open per read)."""
-
-    def __init__(self, name: str, *, memory: memoryview | None = None,
-                 path: Path | None = None, size: int = 0) -> None:
-        self.name, self.memory, self.path = name, memory, path
-        self.size = len(memory) if memory is not None else size
-        self.data_start = 0
-
-    def read(self, offset: int, n: int) -> bytes:
-        if self.memory is not None:
-            return bytes(self.memory[offset:offset + n])
-        try:
-            with open(self.path, "rb") as f:  # type: ignore[arg-type]
-                f.seek(offset)
-                return f.read(n)
-        except OSError as e:
-            raise FormatError(self.name, f"cannot read: {e.strerror or e}") from e
-
-
-def _encode_chunk(h: Header, arr: np.ndarray) -> bytes:
-    a, lc, t, f = arr.shape
-    if (a, lc, f) != (h.source.channels, h.latent.channels, h.latent.freq_bins):
-        raise ValueError(f"chunk shape {arr.shape} does not match the header")
-    if h.quantizer.mode == "float16":
-        return np.ascontiguousarray(arr, dtype="<f2").tobytes()
-    return b"".join(pack_plane(arr[ai, ci], b) for ai in range(a)
-                    for ci, b in enumerate(h.quantizer.bits))
-
-
-def _chunk_values(h: Header, i: int, raw: bytes) -> np.ndarray:
-    shape = h.chunk_shape(i)
-    if h.quantizer.mode == "float16":
-        return np.frombuffer(raw, dtype="<f2").reshape(shape)
-    a, lc, t, f = shape
-    codes = np.zeros(shape, dtype=np.uint8)
-    pos = 0
-    for ai in range(a):
-        for ci, b in enumerate(h.quantizer.bits):
-            n = packed_size(b, t * f)
-            codes[ai, ci] = unpack_plane(raw[pos:pos + n], b, t * f).reshape(t, f)
-            pos += n
-    return codes
-
-
-def _decode_chunk(h: Header, i: int, raw: bytes) -> np.ndarray:
-    vals = _chunk_values(h, i, raw)
-    if h.quantizer.mode == "float16":
-        return vals.astype(np.float32)
-    c: ChunkEntry = h.chunks[i]
-    return np.stack([dequantize(vals[ai], np.array(c.q_offset[ai]), np.array(c.q_step[ai]))
-                     for ai in range(vals.shape[0])])
+def _seekable(f: object) -> bool:
+    try:
+        return bool(f.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -1,0 +1,1 @@
+"""The ldmz desktop app (PySide6 + pyqtgraph): a thin view over ldmz.codec and ldmz.formats."""

@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        acc.append(float(loss))
+        acc.append(float(loss.detach()))
         if step % cfg.log_every == 0:
             rec = {"step": step, "loss": float(np.mean(acc)), "lr": _lr(cfg, step),
                    "s_per_step": (time.time() - t0) / len(acc)}

@@ -1,0 +1,82 @@
+"""`ldmz bench CORPUS_DIR`: the rate-quality-speed matrix, written as Markdown, CSV and PNG."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `bench`."""
+    from ldmz.codec.bench import METRIC_CHOICES, NORMALIZATIONS, BenchParams
+
+    d = BenchParams()
+    p = sub.add_parser(
+        "bench", help="benchmark models, vocoders, bit depths, Opus and MP3 on a corpus",
+        description="Run every available model x vocoder x bit depth, Opus and MP3 at matched "
+                    "rates, vocoder ceilings, front-end normalizations and a post-filter over "
+                    "CORPUS_DIR/<category>/*.flac; write results.md, results.csv, "
+                    "results_clips.csv and PNG plots.")
+    p.add_argument("corpus", metavar="CORPUS_DIR")
+    p.add_argument("--out", default="bench-results", help="output folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="one short clip per category and a reduced sweep (smoke test)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="model names or folders (default: every available model)")
+    p.add_argument("--visqol", action="store_true", help="also compute ViSQOL (slow)")
+    p.add_argument("--bits", nargs="+", type=int, default=list(d.bits), metavar="N")
+    p.add_argument("--opus", nargs="+", type=float, default=list(d.opus_kbps), metavar="KBPS")
+    p.add_argument("--mp3", nargs="+", type=float, default=list(d.mp3_kbps), metavar="KBPS")
+    p.add_argument("--normalizations", nargs="*", default=list(NORMALIZATIONS),
+                   choices=NORMALIZATIONS)
+    p.add_argument("--postfilter", default=d.postfilter, choices=("gauss", "median", ""),
+                   help="post-filter row ('' for none; default: %(default)s)")
+    p.add_argument("--precision", default=d.precision, choices=("bf16", "fp32"),
+                   help="VAE decoder + HiFi-GAN precision (default: %(default)s)")
+    p.add_argument("--griffinlim-iters", type=int, default=d.griffinlim_iters)
+    p.add_argument("--max-seconds", type=float, default=0.0, help="cut clips to this length")
+    p.add_argument("--keep-channels", action="store_true",
+                   help="code every channel (default: mix clips to mono; channels are coded "
+                        "independently, so this doubles the time of stereo clips for little news)")
+    p.add_argument("--metrics", nargs="+", default=list(d.metrics), choices=METRIC_CHOICES,
+                   help="quality metrics (default: %(default)s; --visqol adds ViSQOL)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes running (clip, row) jobs (default: one per core; 0: inline)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per process (default: 1 with workers, else all cores)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, run with a progress bar, write the outputs and print where they are."""
+    from tqdm import tqdm
+
+    from ldmz.codec.bench import BenchParams, plan
+    from ldmz.codec.bench_report import write_all
+    from ldmz.codec.bench_run import run as run_bench
+
+    if not 1 <= min(args.bits) <= max(args.bits) <= 8:
+        print("ldmz bench: --bits must lie in 1..8", file=sys.stderr)
+        return 2
+    params = BenchParams(
+        models=tuple(args.models or ()), bits=tuple(args.bits), opus_kbps=tuple(args.opus),
+        mp3_kbps=tuple(args.mp3), normalizations=tuple(args.normalizations),
+        postfilter=args.postfilter, precision=args.precision,
+        griffinlim_iters=args.griffinlim_iters, visqol=args.visqol, quick=args.quick,
+        max_seconds=args.max_seconds, mono=not args.keep_channels, threads=args.threads,
+        metrics=tuple(args.metrics))
+    pl = plan(args.corpus, params)
+    with tqdm(total=pl.jobs, unit="run", dynamic_ncols=True) as bar:
+        def step(desc: str) -> None:
+            bar.set_postfix_str(desc[-60:], refresh=False)
+            bar.update()
+
+        res = run_bench(pl, step, args.workers)
+    for label, why in pl.skipped:
+        print(f"skipped {label}: {why}")
+    failed = sum(1 for r in res.records if r["error"])
+    for path in write_all(res, args.out):
+        print(path)
+    print(f"{pl.jobs} runs ({failed} failed) on {len(pl.clips)} clips in "
+          f"{res.runtime_s / 60:.1f} min")
+    return 0

@@ -1,0 +1,157 @@
+"""The work the worker threads do: read, encode, decode, measure and analyse (no widgets here)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ldmz.codec.params import DecodeParams, EncodeParams
+from ldmz.formats import LdmzFile
+from ldmz.gui import analysis
+from ldmz.gui.settings import ViewParams
+from ldmz.gui.worker import Report
+
+TAG_KEYS = ("title", "artist", "comment")
+
+
+@dataclass
+class Audio:
+    """Audio in memory: float32 (channels, samples) at ``sr``."""
+
+    data: np.ndarray
+    sr: int
+    path: str = ""
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.data.shape[1] / self.sr if self.sr else 0.0
+
+
+@dataclass
+class Coded:
+    """An encoded file with its decoded audio and (when an original exists) its metrics."""
+
+    ldmz: LdmzFile
+    size: int  # bytes of the file as written
+    audio: Audio
+    report: object = None  # ldmz.codec.metrics.MetricReport, or None
+
+
+@dataclass
+class Side:
+    """What one pane draws: the mono signal, its overview envelope and its spectrogram."""
+
+    wave: np.ndarray
+    sr: int
+    envelope: tuple[np.ndarray, np.ndarray]
+    spec: analysis.Spectrogram
+
+
+@dataclass
+class Analysis:
+    """Both panes plus the difference image."""
+
+    sides: list[Side | None] = field(default_factory=lambda: [None, None])
+    diff: analysis.Spectrogram | None = None
+
+
+def read(path: str, report: Report) -> Audio:
+    """Read an audio file."""
+    from ldmz.codec.audio_io import check_audio, read_audio
+
+    report(0, 1, "Reading")
+    data, sr = read_audio(path)
+    return Audio(check_audio(data, path), sr, path)
+
+
+def decode(f: LdmzFile, params: DecodeParams, sr: int, report: Report) -> Audio:
+    """Decode ``f`` at rate ``sr`` (0: the source's)."""
+    from ldmz.codec.api import decode as _decode
+
+    report(0, 1, "Loading the model")
+    audio, rate = _decode(f, replace(params, sr=sr or params.sr),
+                          progress=lambda d, t: report(d, t, "Decoding"))
+    return Audio(audio, rate)
+
+
+def measure(ref: Audio, deg: Audio, report: Report) -> object:
+    """compare() of the reconstruction against the original, or None if metrics are missing."""
+    report(0, 1, "Measuring")
+    try:
+        from ldmz.codec.metrics import compare
+    except ImportError:
+        return None
+    return compare(ref.data, ref.sr, deg.data, deg.sr)
+
+
+def compress(orig: Audio, enc: EncodeParams, dec: DecodeParams, tags: Mapping[str, str],
+             report: Report) -> Coded:
+    """Encode the original, decode it back at the original rate and measure the result."""
+    from ldmz.codec.api import encode
+
+    report(0, 1, "Loading the model")
+    f = encode(orig.data, orig.sr, enc, tags=clean_tags(tags),
+               progress=lambda d, t: report(d, t, "Encoding"))
+    size = len(f.to_bytes())
+    audio = decode(f, replace(dec, vocoder=dec.vocoder or enc.vocoder), orig.sr, report)
+    return Coded(f, size, audio, measure(orig, audio, report))
+
+
+def decode_file(f: LdmzFile, size: int, dec: DecodeParams, orig: Audio | None,
+                report: Report) -> Coded:
+    """Decode an opened file (at the original's rate when there is one) and measure it."""
+    audio = decode(f, dec, orig.sr if orig else 0, report)
+    return Coded(f, size, audio, measure(orig, audio, report) if orig else None)
+
+
+def analyse(audios: list[Audio | None], view: ViewParams, report: Report) -> Analysis:
+    """Envelopes and spectrograms of both sides and their difference."""
+    out = Analysis()
+    for i, a in enumerate(audios):
+        if a is None:
+            continue
+        report(i, 3, "Analysing")
+        x = analysis.mono(a.data)
+        spec = analysis.spectrogram(x, a.sr, view.n_fft, view.spectrogram, view.log_freq)
+        out.sides[i] = Side(x, a.sr, analysis.envelope(x, a.sr), spec)
+    s0, s1 = out.sides
+    if s0 is not None and s1 is not None and s0.sr == s1.sr:
+        report(2, 3, "Analysing")
+        out.diff = analysis.difference(s1.spec, s0.spec, view.db_floor)
+    return out
+
+
+def clean_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags without empty values, stripped."""
+    return {k: v.strip() for k, v in tags.items() if v and v.strip()}
+
+
+def retag(f: LdmzFile, tags: Mapping[str, str]) -> LdmzFile:
+    """A copy of ``f`` whose title/artist/comment tags are replaced (other tags are kept)."""
+    merged = {k: v for k, v in f.header.tags.items() if k not in TAG_KEYS}
+    merged.update(clean_tags(tags))
+    if merged == f.header.tags:
+        return f
+    header = replace(f.header, tags=merged)
+    return LdmzFile.from_latents(header, [f.chunk_codes(i) for i in range(len(f.header.chunks))])
+
+
+def bitrate_kbps(size: int, duration: float) -> float | None:
+    """File bits per second of audio, in kbps."""
+    return size * 8 / duration / 1000 if duration > 0 else None
+
+
+def compression_ratio(size: int, f: LdmzFile) -> float | None:
+    """16-bit PCM size at the source rate over the file size (as `ldmz info` computes it)."""
+    s = f.header.source
+    return s.sample_rate * s.channels * 2 * f.header.duration / size if size else None
+
+
+def file_size(path: str | os.PathLike) -> int:
+    """Size in bytes."""
+    return Path(path).stat().st_size

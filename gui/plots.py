@@ -1,0 +1,95 @@
+"""pyqtgraph building blocks: a frequency axis (linear, log, mel), plot and image factories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+from ldmz.gui.analysis import Spectrogram, hz_to_y, y_to_hz
+
+PLAYHEAD_PEN = pg.mkPen("#ff3b30", width=2)
+WAVE_PENS = (pg.mkPen("#4fa3ff", width=1), pg.mkPen("#ffb347", width=1))
+NICE_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+NICE_MEL_HZ = (0, 500, 1000, 2000, 4000, 8000, 16000)
+DIFF_COLORMAP = "CET-D1A"
+
+
+def format_hz(hz: float) -> str:
+    """440 -> '440', 2500 -> '2.5k'."""
+    if abs(hz) >= 1000:
+        return f"{hz / 1000:.3g}k"
+    return f"{hz:.0f}"
+
+
+class FreqAxis(pg.AxisItem):
+    """A left axis whose coordinate is Hz, log10(Hz) or mel, labelled in Hz."""
+
+    def __init__(self) -> None:
+        super().__init__("left")
+        self.freq_scale = "linear"
+
+    def set_scale(self, scale: str) -> None:
+        """Switch the mapping ("linear", "log" or "mel") and redraw."""
+        self.freq_scale = scale
+        self.picture = None
+        self.update()
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803
+        """Ticks at round frequencies for log and mel, pyqtgraph's own for linear."""
+        if self.freq_scale == "linear":
+            return super().tickValues(minVal, maxVal, size)
+        nice = NICE_HZ if self.freq_scale == "log" else NICE_MEL_HZ
+        ys = [float(hz_to_y(f, self.freq_scale)) for f in nice]
+        return [(1.0, [y for y in ys if minVal <= y <= maxVal])]
+
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
+        """Labels in Hz."""
+        return [format_hz(float(y_to_hz(v, self.freq_scale))) for v in values]
+
+
+def detail_plot(freq: bool = False) -> pg.PlotItem:
+    """A time-zoomable plot (the x mouse only), with an optional frequency axis."""
+    axes = {"left": FreqAxis()} if freq else {}
+    p = pg.PlotItem(axisItems=axes)
+    p.setMouseEnabled(x=True, y=False)
+    p.hideButtons()
+    p.getAxis("left").setWidth(48)
+    p.setMenuEnabled(True)
+    return p
+
+
+def overview_plot() -> pg.PlotItem:
+    """A small fixed whole-file plot."""
+    p = pg.PlotItem()
+    p.setMouseEnabled(x=False, y=False)
+    p.hideButtons()
+    p.setMenuEnabled(False)
+    p.hideAxis("bottom")
+    p.getAxis("left").setWidth(48)
+    p.getAxis("left").setTicks([[]])
+    p.setYRange(-1, 1, padding=0.05)
+    return p
+
+
+def playhead(plot: pg.PlotItem) -> pg.InfiniteLine:
+    """A red vertical line in ``plot``."""
+    line = pg.InfiniteLine(pos=0.0, angle=90, movable=False, pen=PLAYHEAD_PEN)
+    line.setZValue(100)
+    plot.addItem(line, ignoreBounds=True)
+    return line
+
+
+def show_image(img: pg.ImageItem, spec: Spectrogram | None) -> None:
+    """Put ``spec`` in ``img`` (rows along y) with its time/frequency rectangle, or clear it."""
+    if spec is None or spec.frames == 0:
+        img.clear()
+        return
+    img.setImage(spec.db, autoLevels=False)
+    img.setRect(QRectF(spec.t0 - spec.dt / 2, spec.y0, spec.frames * spec.dt,
+                       spec.y1 - spec.y0))
+
+
+def wave_time(n: int, sr: int) -> np.ndarray:
+    """Sample times in seconds (float32 to halve memory for long files)."""
+    return np.arange(n, dtype=np.float32) / np.float32(sr)

@@ -1,0 +1,182 @@
+"""Windowed encode/decode: chunked against one chunk, click-free joins, bounded memory."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ldmz.codec import api
+from ldmz.codec.api import decode_mel, decode_stream, encode, encode_latents, vocode
+from ldmz.codec.chunking import fade_len, fade_weights, spans, windows
+from ldmz.codec.models import load_model
+from ldmz.codec.params import DecodeParams, EncodeParams
+from ldmz.codec.vocoders import load_vocoder
+from ldmz.formats import SourceInfo, pack_latents
+
+
+def test_windows_spans_and_fades_tile_exactly() -> None:
+    assert windows(10, 4) == [(0, 3), (3, 7), (7, 10)]
+    assert windows(0, 4) == [(0, 0)] and windows(3, 100) == [(0, 3)]
+    for total, size, ctx in [(100, 17, 5), (100, 17, 3), (7, 2, 1), (500, 64, 40), (30, 100, 5)]:
+        sp = spans(total, size, ctx)
+        assert len({b - a for a, _, _, b in sp}) == 1  # one input shape for the model
+        assert all(a <= s - min(ctx, s) and b >= e + min(ctx, total - e) for a, s, e, b in sp)
+        fade = fade_len(8, sp, unit=3)
+        acc = np.zeros(total * 3)
+        for a, s, e, b in sp:
+            acc[a * 3:b * 3] += fade_weights(a * 3, s * 3, e * 3, b * 3, fade)
+        np.testing.assert_allclose(acc, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["tiny_patchvae", "tiny_audioldm"])
+def test_chunked_encode_against_one_chunk(which: str, request: pytest.FixtureRequest,
+                                          signals, record_property) -> None:  # noqa: ANN001
+    model = load_model(str(request.getfixturevalue(which)), "cpu")
+    sr = model.mel.sample_rate
+    x = signals.chirp(4.0, sr)
+    whole, g1, n1 = encode_latents(x, sr, model, window=10_000)
+    parts, g2, n2 = encode_latents(x, sr, model, window=25)  # 4 windows
+    assert (g1, n1) == (g2, n2) and whole.shape == parts.shape
+    rel = float(np.abs(parts - whole).max() / np.abs(whole).max())
+    mean = float(np.abs(parts - whole).mean() / np.abs(whole).mean())
+    record_property(f"chunked_encode_rel_err_{which}", (rel, mean))
+    print(f"\nchunked vs one-chunk encode, {which}: max |dz| / max |z| = {rel:.2e}, "
+          f"mean |dz| / mean |z| = {mean:.2e}")
+    if which == "tiny_patchvae":  # finite receptive field inside the context: exact
+        assert rel < 1e-5
+    else:  # GroupNorm statistics and mid-block attention span the whole window
+        assert mean < 0.05 and rel < 0.15
+
+
+def _mel_join_errors(model, z: np.ndarray, window: int) -> tuple[float, float, float]:  # noqa: ANN001
+    """Mel error of windowed vs one-window decode near window joins and elsewhere (mean |d|),
+    and the largest frame-to-frame jump the joins add."""
+    mel = model.mel
+    frames = z.shape[1]
+    f = pack_latents(z[None], model=model.info, mel=mel,
+                     source=SourceInfo(mel.sample_rate, 1, frames * 4 * mel.hop_length, (1.0,)),
+                     bits="float16", frames_per_chunk=frames, time_downsample=4,
+                     mel_frames=frames * 4)
+    whole = decode_mel(f, 0, model, window=frames)
+    parts = decode_mel(f, 0, model, window=window)
+    err = np.abs(parts - whole).mean(axis=1)
+    joins = [s * 4 for s, _ in windows(frames, window)[1:]]
+    near = np.zeros(len(err), bool)
+    for j in joins:
+        near[max(0, j - 8):j + 8] = True
+    jump = np.abs(np.diff(parts, axis=0)).mean(axis=1) - np.abs(np.diff(whole, axis=0)).mean(
+        axis=1)
+    return float(err[near].mean()), float(err[~near].mean()), float(jump[near[1:]].max())
+
+
+@pytest.mark.parametrize("which", ["tiny_patchvae", "tiny_audioldm"])
+@pytest.mark.parametrize("kind", ["sine", "noise burst"])
+def test_click_free_join(which: str, kind: str, request: pytest.FixtureRequest,  # noqa: ANN001
+                         signals, record_property) -> None:  # noqa: ANN001
+    model = load_model(str(request.getfixturevalue(which)), "cpu")
+    sr = model.mel.sample_rate
+    if kind == "sine":
+        x = signals.sine(6.0, sr, 330.0)
+    else:  # silence, a 1 s noise burst across a window join, silence
+        x = np.zeros(int(6.0 * sr), np.float32)
+        x[int(1.7 * sr):int(2.7 * sr)] = np.random.default_rng(3).uniform(-0.8, 0.8, sr)
+    z, _, _ = encode_latents(x, sr, model, window=10_000)
+    near, away, jump = _mel_join_errors(model, z, window=50)  # 3 windows, joins at 2 s, 4 s
+    record_property(f"join_{which}_{kind}", {"near": near, "away": away, "jump": jump})
+    print(f"\njoin error {which}, {kind}: near joins {near:.2e}, elsewhere {away:.2e}, "
+          f"added jump {jump:.2e} (log-mel, mean |d| per frame)")
+    if which == "tiny_patchvae":  # receptive field inside the context: the same as one window
+        assert near < 1e-4 and away < 1e-4 and jump < 1e-3
+    else:  # global GroupNorm/attention: windows differ a little everywhere, joins stay smooth
+        assert jump < 0.05  # log-mel; a click would be a jump of order 1
+        assert near < 3 * away + 1e-3
+
+
+def test_vocoder_windows_join_exactly(tiny_audioldm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model(str(tiny_audioldm), "cpu")
+    voc = load_vocoder("hifigan", model)
+    m = np.random.default_rng(0).normal(-5, 2, (300, 64)).astype(np.float32)
+    whole = voc(m)[: 300 * 160]
+    monkeypatch.setattr(api, "VOCODER_WINDOW", 64)
+    parts = vocode(m, voc)
+    assert parts.shape == whole.shape
+    assert np.abs(parts - whole).max() < 1e-5 * max(1.0, float(np.abs(whole).max()))
+
+
+def _model_calls(monkeypatch: pytest.MonkeyPatch, model) -> list[int]:  # noqa: ANN001
+    sizes: list[int] = []
+    cls = type(model)
+    enc, dec = cls.encode, cls.decode
+    monkeypatch.setattr(cls, "encode", lambda self, m: sizes.append(m.shape[2]) or enc(self, m))
+    monkeypatch.setattr(cls, "decode", lambda self, z: sizes.append(z.shape[2] * 4)
+                        or dec(self, z))
+    return sizes
+
+
+def _peak_growth(run) -> tuple[float, float]:  # noqa: ANN001
+    """Peak RSS and peak traced (numpy/Python) memory, in MB, while ``run()`` runs (Linux)."""
+    import tracemalloc
+
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
+    except OSError:
+        pytest.skip("cannot reset the peak RSS here")
+    before = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0])
+    tracemalloc.start()
+    try:
+        run()
+        traced = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    hwm = int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+    return (hwm - before) / 1024, traced
+
+
+def test_memory_does_not_grow_with_duration(tiny_audioldm: Path, signals,  # noqa: ANN001
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            record_property) -> None:  # noqa: ANN001
+    from ldmz.codec import frontend
+
+    model = load_model(str(tiny_audioldm), "cpu")
+    sizes = _model_calls(monkeypatch, model)
+    stft_in: list[int] = []
+    real_log_mel = frontend.log_mel
+    monkeypatch.setattr(frontend, "log_mel", lambda w, m, pad=True: stft_in.append(
+        w.shape[-1]) or real_log_mel(w, m, pad))
+    from ldmz.codec.vocoders import Vocoder
+
+    voc_in: list[int] = []
+    real_voc = Vocoder.__call__
+    monkeypatch.setattr(Vocoder, "__call__", lambda self, m: voc_in.append(m.shape[-2])
+                        or real_voc(self, m))
+    monkeypatch.setattr(api, "VOCODER_WINDOW", 200)  # so both durations fill whole windows
+    ep = EncodeParams(model=str(tiny_audioldm), device="cpu", chunk_seconds=2.0)
+    dp = DecodeParams(sr=48000, device="cpu")
+    files, enc, dec, calls = {}, {}, {}, {}
+    for sec in (4.0, 4, 12):  # whole 2 s windows: one model input shape; the first warms up
+        x = signals.sine(sec, 16000)
+        sizes.clear()
+        enc[sec] = _peak_growth(lambda x=x, sec=sec: files.__setitem__(sec, encode(x, 16000, ep)))
+        st = decode_stream(files[sec], dp)
+        dec[sec] = _peak_growth(lambda st=st: [None for _ in st])
+        calls[sec] = max(sizes)
+    record_property("peak_growth_mb_rss_traced", {"enc": enc, "dec": dec})
+    print(f"\npeak growth (MB, RSS / traced): encode 4 s {enc[4][0]:.1f} / {enc[4][1]:.2f}, "
+          f"12 s {enc[12][0]:.1f} / {enc[12][1]:.2f}; streamed decode 4 s {dec[4][0]:.1f} / "
+          f"{dec[4][1]:.2f}, 12 s {dec[12][0]:.1f} / {dec[12][1]:.2f}; largest model input "
+          f"{calls[12]} mel frames, largest STFT input {max(stft_in)} samples, largest vocoder "
+          f"input {max(voc_in)} frames")
+    assert calls[4] == calls[12] == (50 + 2 * model.context) * 4  # windows, not durations
+    assert max(stft_in) <= 511 * 160 + 1024  # the front-end runs in blocks of 512 frames
+    # encode keeps the channel at the model rate, its mel and latents: about 0.1 MB/s here
+    assert enc[12][1] - enc[4][1] < 8 * 0.15
+    assert enc[12][0] - enc[4][0] < 8 * 1.0  # RSS is noisy: only gross growth shows here
+    # a streamed decode holds nothing that grows with the duration (8 s more at 48 kHz would
+    # be 1.5 MB of output alone)
+    assert dec[12][1] - dec[4][1] < 0.3
+    assert max(voc_in) == 200 + 2 * load_vocoder("hifigan", model).context
+    assert dec[12][0] - dec[4][0] < 4.0  # RSS is noisier than the traced numbers

@@ -1,0 +1,138 @@
+"""Vocoders: weight folding, receptive fields, the mel adapter, Griffin-Lim, precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ldmz.codec.frontend import log_mel_np
+from ldmz.codec.models import AUDIOLDM_MEL, load_model, patchvae_fields
+from ldmz.codec.vocoders import (
+    UNIVERSAL_MEL,
+    MelAdapter,
+    VocoderError,
+    adapt_mel,
+    fold_weight_norm,
+    griffin_lim,
+    hifigan_receptive_field,
+    load_vocoder,
+)
+
+
+def test_fold_weight_norm_matches_torch() -> None:
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    conv = weight_norm(torch.nn.Conv1d(4, 6, 5))
+    p = conv.parametrizations.weight
+    state = {"c.weight_g": p.original0.detach(), "c.weight_v": p.original1.detach(),
+             "c.bias": conv.bias.detach()}
+    folded = fold_weight_norm(state)
+    assert set(folded) == {"c.weight", "c.bias"}
+    torch.testing.assert_close(folded["c.weight"], conv.weight.detach())
+
+
+def _radius(net: torch.nn.Module, n_in: int, hop: int) -> float:
+    x = torch.randn(40, n_in, dtype=torch.float64)
+    y = x.clone()
+    y[20] += 1.0
+    with torch.no_grad():
+        d = (net(x) - net(y)).abs()
+    idx = torch.nonzero(d > 0).flatten()
+    return max(20 - idx.min().item() / hop, (idx.max().item() + 1) / hop - 21)
+
+
+@pytest.mark.parametrize("rates,kernels", [([5, 4, 8], [10, 8, 16]), ([8, 8, 2, 2],
+                                                                       [16, 16, 4, 4])])
+def test_hifigan_receptive_field_is_an_upper_bound(rates: list[int], kernels: list[int]) -> None:
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    cfg = SpeechT5HifiGanConfig(model_in_dim=8, upsample_initial_channel=16,
+                                upsample_rates=rates, upsample_kernel_sizes=kernels,
+                                resblock_kernel_sizes=[3, 11],
+                                resblock_dilation_sizes=[[1, 3, 5]] * 2)
+    torch.manual_seed(0)
+    net = SpeechT5HifiGan(cfg).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    assert _radius(net, 8, int(np.prod(rates))) <= hifigan_receptive_field(cfg)
+
+
+def test_patchvae_receptive_fields_are_upper_bounds(tiny_patchvae: Path) -> None:
+    model = load_model(str(tiny_patchvae), "cpu")
+    enc_rf, dec_rf = patchvae_fields(model.vae.config)
+    assert (model.encoder_rf, model.decoder_rf) == (enc_rf, dec_rf)
+    z = torch.randn(1, 8, 64, 20)
+    z2 = z.clone()
+    z2[:, :, 32] += 1.0
+    with torch.no_grad():
+        d = (model.decode(z) - model.decode(z2)).abs().amax(dim=(0, 1, 3))
+    idx = torch.nonzero(d > 0).flatten()
+    assert max(32 * 4 - idx.min().item(), idx.max().item() - 32 * 4 - 3) <= dec_rf * 4
+    m = torch.randn(1, 1, 256, 80)
+    m2 = m.clone()
+    m2[:, :, 128] += 1.0
+    with torch.no_grad():
+        d = (model.encode(m) - model.encode(m2)).abs().amax(dim=(0, 1, 3))
+    idx = torch.nonzero(d > 0).flatten()
+    assert max(32 - idx.min().item(), idx.max().item() - 32) <= enc_rf
+
+
+def test_mel_adapter_in_blocks_equals_one_call() -> None:
+    rng = np.random.default_rng(0)
+    m = rng.normal(-6, 2, (103, 2, 64)).astype(np.float32)
+    whole = np.stack([adapt_mel(m[:, c], AUDIOLDM_MEL, UNIVERSAL_MEL) for c in range(2)], 1)
+    ad = MelAdapter(AUDIOLDM_MEL, UNIVERSAL_MEL, len(m))
+    parts, pos = [], 0
+    for n in (1, 7, 50, 0, 45):
+        parts.append(ad(m[pos:pos + n]))
+        pos += n
+    parts.append(ad(m[:0], last=True))
+    got = np.concatenate(parts)
+    assert got.shape == whole.shape == (ad.n_dst, 2, 80)
+    np.testing.assert_allclose(got, whole, atol=1e-4)
+
+
+def test_mel_adapter_quality_on_a_chirp(signals, record_property) -> None:  # noqa: ANN001
+    import librosa
+
+    x16 = signals.chirp(2.0, 16000)
+    x22 = librosa.resample(x16, orig_sr=16000, target_sr=22050, res_type="soxr_hq")
+    src = log_mel_np(x16, AUDIOLDM_MEL)
+    ref = log_mel_np(x22, UNIVERSAL_MEL)
+    got = adapt_mel(src, AUDIOLDM_MEL, UNIVERSAL_MEL)
+    n = min(len(got), len(ref))
+    assert abs(len(got) - len(ref)) <= 1
+    loud = ref[:n] > np.log(1e-3)  # where there is signal
+    err = float(np.abs(got[:n] - ref[:n])[loud].mean())
+    record_property("adapter_log_mel_l1_on_signal", err)
+    print(f"\nmel adapter 16k/64 -> 22.05k/80 on a chirp: log-mel L1 {err:.3f} where loud")
+    assert err < 0.5
+
+
+def test_griffin_lim_length_and_pitch(signals) -> None:  # noqa: ANN001
+    x = signals.sine(0.5, 22050, 1000.0)
+    m = log_mel_np(x, UNIVERSAL_MEL)
+    y = griffin_lim(m, UNIVERSAL_MEL, n_iter=8)
+    assert len(y) >= len(m) * 256
+    spec = np.abs(np.fft.rfft(y[: len(x)] * np.hanning(len(x))))
+    assert abs(np.argmax(spec) * 22050 / len(x) - 1000) < 40
+
+
+def test_vocoder_precision_and_errors(tiny_audioldm: Path) -> None:
+    model = load_model(str(tiny_audioldm), "cpu")
+    m = np.random.default_rng(1).normal(-5, 2, (40, 64)).astype(np.float32)
+    fp32 = load_vocoder("hifigan", model)(m)
+    bf16 = load_vocoder("hifigan", model, precision="bf16")(m)
+    assert fp32.shape == bf16.shape and len(fp32) >= 40 * 160
+    assert np.abs(fp32 - bf16).max() < 0.1 * max(1e-3, float(np.abs(fp32).max()))
+    batch = load_vocoder("hifigan", model)(np.stack([m, m]))
+    assert batch.shape == (2, len(fp32))
+    with pytest.raises(VocoderError, match="unknown vocoder"):
+        load_vocoder("wavenet", model)
+    with pytest.raises(ValueError, match="precision"):
+        load_vocoder("hifigan", model, precision="fp8")
