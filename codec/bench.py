@@ -42,7 +42,7 @@ class BenchParams:
     metrics: tuple[str, ...] = METRICS
     quick: bool = False
     max_seconds: float = 0.0  # cut clips to this length; 0 = whole clips
-    threads: int = 0  # torch threads per process; 0 = 1 in workers, all cores inline
+    threads: int = 0  # torch threads per process; 0 = 1 (robust on a shared machine)
     mono: bool = True  # mix clips to mono (channels are coded independently; halves the time)
 
     def effective(self) -> BenchParams:

@@ -192,8 +192,9 @@ def run(plan_: Plan, progress: Callable[[str], None] | None = None,
     """Run every (clip, row) of ``plan_``; ``progress(description)`` is called as each finishes.
 
     ``workers`` processes (default: one per core) each take whole (clip, row) jobs with one
-    torch thread: single-threaded jobs use the cores fully and, unlike OpenMP threads, do not
-    stall when other programs load the machine. ``workers=0`` runs everything here.
+    torch thread (``params.threads``): single-threaded jobs use the cores fully and, unlike
+    OpenMP threads, do not stall when other programs load the machine (two OpenMP threads ran
+    3x slower than one beside a training job here). ``workers=0`` runs everything here.
     """
     import torch
 
@@ -219,7 +220,7 @@ def run(plan_: Plan, progress: Callable[[str], None] | None = None,
             for fut in as_completed([pool.submit(job, *j) for j in jobs]):
                 done(fut.result())
     else:
-        threads = p.threads or os.cpu_count() or 1
+        threads = p.threads or 1
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         warm_up(p)

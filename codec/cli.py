@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": "ldmz.codec.cmd_eval",
     "train": "ldmz.codec.cmd_train",
     "bench": "ldmz.codec.cmd_bench",
+    "plugins": "ldmz.codec.cmd_plugins",
 }
 
 

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="processes running (clip, row) jobs (default: one per core; 0: inline)")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads per process (default: 1 with workers, else all cores)")
+                   help="torch threads per process (default: 1)")
     p.set_defaults(run=run)
 
 

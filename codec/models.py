@@ -282,6 +282,12 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
     folder = Path(name).expanduser()
     if folder.is_dir():
         return load_folder(folder, device)
+    from ldmz.codec import plugins
+
+    if name in plugins.names(plugins.MODELS):
+        # a plug-in entry point is a factory: (device) -> LoadedModel (or a model folder path)
+        got = plugins.load(plugins.MODELS, name)(device)
+        return load_folder(Path(got), device, name) if isinstance(got, (str, Path)) else got
     raise ModelError(f"model '{name}' not found: not a registered name "
                      f"({', '.join(available_models())}) and no folder at {folder.resolve()}; "
                      f"pass --model with one of those names or a folder in diffusers layout")

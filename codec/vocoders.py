@@ -243,6 +243,11 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
                  precision: str = "fp32") -> Vocoder:
     """Load vocoder ``name``; ``hifigan`` is the model's own (ldmz-small's own is universal)."""
     if name not in VOCODERS:
+        from ldmz.codec import plugins
+
+        if name in plugins.names(plugins.VOCODERS):
+            # a plug-in entry point is a factory: (model, device) -> Vocoder
+            return plugins.load(plugins.VOCODERS, name)(model, device)
         raise VocoderError(f"unknown vocoder '{name}'; choose one of {', '.join(VOCODERS)}")
     autocast(precision)  # validates
     if name == "griffinlim":  # independent windows: cross-fade over the whole context

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 DEBS=(
   libsndfile1 libportaudio2 alsa-utils ffmpeg opus-tools       # audio I/O, playback, bench codecs
   libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3  # Qt offscreen
-  libxcb-cursor0 xvfb                                            # Qt on X / screenshots
+  libxcb-cursor0 xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
+  libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1             # Qt xcb plugin (screenshots)
+  desktop-file-utils libxml2-utils file shared-mime-info         # packaging checks
 )
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -43,7 +43,7 @@ def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export(PatchVAE(), root / "tiny")
     _clips(root / "corpus")
     rc = main(["bench", str(root / "corpus"), "--out", str(root / "out"), "--quick",
-               "--models", str(root / "tiny")])
+               "--models", str(root / "tiny"), "--workers", "1"])
     assert rc == 0
     return root / "out"
 
