@@ -68,11 +68,14 @@ def test_table_rows_and_columns(bench_out: Path) -> None:
                 "PESQ speech", "STOI speech", "enc ×RT", "dec ×RT", "peak MB"):
         assert col in head
     rows = {r[1]: dict(zip(head, r, strict=True)) for r in body}
-    expected = ["tiny · universal · 4 bit", "tiny · griffinlim · 4 bit",
+    from ldmz.codec.params import EncodeParams
+
+    d = EncodeParams().bits  # the default-bits rows follow the codec's default
+    expected = [f"tiny · universal · {d} bit", f"tiny · griffinlim · {d} bit",
                 "tiny · universal · 2 bit", "tiny · universal · 8 bit",
-                *[f"tiny · universal · 4 bit · {n} normalization"
+                *[f"tiny · universal · {d} bit · {n} normalization"
                   for n in ("percentile", "zscore", "tanh")],
-                "tiny · universal · 4 bit · gauss post-filter",
+                f"tiny · universal · {d} bit · gauss post-filter",
                 "ceiling: universal HiFi-GAN ← exact 80-mel 22.05 kHz",
                 "ceiling: Griffin-Lim ← exact 64-mel 16 kHz (AudioLDM2 mel)",
                 "ceiling: universal HiFi-GAN ← 64-mel 16 kHz via adapter",
