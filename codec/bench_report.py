@@ -169,7 +169,12 @@ def _rate_axes(res: BenchResult, cat: str, axes: list) -> None:  # noqa: ANN001
                            label=a["row"].replace("ceiling: ", "ceiling ")
                            .replace(" 22.05 kHz", ""))
         if metric == "mel_l1":  # MP3 and band-limited Opus sit far above the codec and ceilings
+            from matplotlib.ticker import LogLocator, ScalarFormatter
+
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter("")
         ax.set_title(f"{cat}: {title}", fontsize=9)
         ax.set_xlabel("kbps (from file size)", fontsize=8)
         ax.grid(alpha=0.3)
