@@ -81,9 +81,11 @@ class PatchVAE(nn.Module):
         evals, evecs = torch.linalg.eigh(cov)
         order = torch.argsort(evals, descending=True)
         comps = evecs[:, order[: self.config.latent_channels]].T  # (C, p2)
-        self.proj_in.weight.copy_(comps[:, :, None, None])
-        self.proj_in.bias.copy_(-(comps @ mean))
-        self.proj_out.weight.copy_(comps.T[:, :, None, None])
+        scale = evals[order[: self.config.latent_channels]].clamp(min=0).mean().sqrt()
+        scale = float(scale) if scale > 0 else 1.0  # latents of RMS ~1
+        self.proj_in.weight.copy_(comps[:, :, None, None] / scale)
+        self.proj_in.bias.copy_(-(comps @ mean) / scale)
+        self.proj_out.weight.copy_(comps.T[:, :, None, None] * scale)
         self.proj_out.bias.copy_(mean)
         return evals[order]
 

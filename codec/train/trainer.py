@@ -35,11 +35,15 @@ class TrainConfig:
     bits_max: int = 8
     clean_fraction: float = 0.2
     rate_weight: float = 0.0
+    detach_step: bool = False
+    scale_weight: float = 0.01
     gain_aug_db: float = 12.0
     log_every: int = 50
     val_every: int = 500
     ckpt_every: int = 250
     threads: int = 2
+    device: str = "cpu"
+    time_budget_s: float = 0.0
     model: dict | None = None
 
     @classmethod
@@ -55,18 +59,23 @@ class TrainConfig:
         return cls(**raw)
 
 
-def quant_noise(z: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """Add uniform noise of the equal-step quantizer's step: range of the widest channel / 2^b."""
-    flat = z.detach().flatten(2)
+def quant_noise(z: torch.Tensor, bits: torch.Tensor, detach: bool = False) -> torch.Tensor:
+    """Add uniform noise of the equal-step quantizer's step: range of the widest channel / 2^b.
+
+    The step is differentiable (unless ``detach``): the encoder then pays for every outlier that
+    widens the range, as the real quantizer's step grows with it.
+    """
+    flat = (z.detach() if detach else z).flatten(2)
     widest = (flat.amax(-1) - flat.amin(-1)).amax(-1)  # (B,)
     step = widest / (2.0 ** bits - 1)
     return z + (torch.rand_like(z) - 0.5) * step[:, None, None, None]
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
+def _lr(cfg: TrainConfig, step: int, progress: float | None = None) -> float:
+    """Warm-up then cosine decay; ``progress`` (0..1) overrides step/steps for timed runs."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup) if progress is None else progress
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -86,8 +95,8 @@ def evaluate(model: PatchVAE, val: torch.Tensor, bits: tuple[int, ...] = (8, 4, 
         z = model.encode(val)
         out["l1_clean"] = float((model.decode(z) - val).abs().mean())
         for b in bits:
-            zq = torch.stack([torch.from_numpy(quantize_latents(zi[None].numpy(), b)[0][0])
-                              for zi in z])
+            zq = torch.stack([torch.from_numpy(quantize_latents(zi[None].cpu().numpy(), b)[0][0])
+                              for zi in z]).to(z.device)
             out[f"l1_{b}bit"] = float((model.decode(zq) - val).abs().mean())
     return out
 
@@ -96,6 +105,8 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     """Run (or resume) training; returns the run folder holding checkpoints, log and plot."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    device = cfg.device if cfg.device != "auto" else (
+        "cuda" if torch.cuda.is_available() else "cpu")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -104,60 +115,72 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     train_data = build_cache(manifest, "train", mel, manifest.parent / "cache_train.npz")
     val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
     val = _batch(val_data, TrainConfig(batch=64, frames=256, gain_aug_db=0.0),
-                 np.random.default_rng(1234))
-    model = PatchVAE(PatchVAEConfig(**(cfg.model or {})))
+                 np.random.default_rng(1234)).to(device)
+    model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ckpt = out / "last.pt"
     step = 0
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+        state = torch.load(ckpt, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed at step {step}")
     else:
         crops = torch.from_numpy(sample_crops(train_data, 512, 128, np.random.default_rng(7)))
         patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), 4)
-        ev = model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, 16))
+        ev = model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, 16).to(device))
         log(f"PCA init: explained variance of kept channels "
             f"{float(ev[:model.config.latent_channels].sum() / ev.sum()):.4f}")
         log(json.dumps({"step": 0, **evaluate(model, val)}))
     rng = np.random.default_rng([cfg.seed, step])
     logf = open(out / "train.log", "a")  # noqa: SIM115 - kept open for the run
     t0, acc = time.time(), []
+    start = time.time()
     while step < cfg.steps:
+        progress = None
+        if cfg.time_budget_s:  # timed run: the schedule follows the clock, steps is a cap
+            progress = (time.time() - start) / cfg.time_budget_s
+            if progress >= 1:
+                break
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
-        x = _batch(train_data, cfg, rng)
-        bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch)).float()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+            g["lr"] = _lr(cfg, step, progress)
+        x = _batch(train_data, cfg, rng).to(device, non_blocking=True)
+        bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
+        bits = bits.float().to(device)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
             z = model.encode(x)
-            zn = quant_noise(z.float(), bits)
-            keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction)
+            zn = quant_noise(z.float(), bits, cfg.detach_step)
+            keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction).to(device)
             zn = torch.where(keep[:, None, None, None], z.float(), zn)
             y = model.decode(zn)
         loss = (y.float() - x).abs().mean()
         if cfg.rate_weight:
             loss = loss + cfg.rate_weight * z.float().abs().mean()
+        if cfg.scale_weight:  # the loss ignores the latents' scale; pin their RMS near 1
+            loss = loss + cfg.scale_weight * z.float().pow(2).mean().log().pow(2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        acc.append(float(loss.detach()))
-        if step % cfg.log_every == 0:
-            rec = {"step": step, "loss": float(np.mean(acc)), "lr": _lr(cfg, step),
+        acc.append(loss.detach())
+        final = step == cfg.steps or (
+            cfg.time_budget_s and time.time() - start >= cfg.time_budget_s)
+        if step % cfg.log_every == 0 or final:
+            rec = {"step": step, "loss": float(torch.stack(acc).mean()),
+                   "lr": _lr(cfg, step, progress),
                    "s_per_step": (time.time() - t0) / len(acc)}
             acc, t0 = [], time.time()
-            if step % cfg.val_every == 0 or step == cfg.steps:
+            if step % cfg.val_every == 0 or final:
                 model.eval()
                 rec.update(evaluate(model, val))
                 model.train()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             log(json.dumps(rec))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or final:
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                         "torch_rng": torch.get_rng_state()}, tmp)
@@ -176,7 +199,7 @@ def export(model: PatchVAE, folder: Path, revision: str = "") -> None:
     (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
     meta = {"mel": asdict(MelParams()), "vocoder": "universal", "revision": revision}
     (folder / "ldmz.json").write_text(json.dumps(meta, indent=2))
-    state = {k: v.detach().contiguous().float() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().float() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "diffusion_pytorch_model.safetensors"))
 
 
