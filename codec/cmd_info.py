@@ -53,6 +53,8 @@ def _text(s: dict) -> str:
         f"{s['file']}",
         f"  duration     {s['duration_s']:.3f} s, {s['channels']} ch @ {s['sample_rate']} Hz",
         f"  model        {h['model']['id']} {h['model']['revision']}".rstrip(),
+        *([f"  decoder      fine-tuned, weights {h['model']['decoder_sha256'][:12]}"]
+          if h["model"].get("decoder_sha256") else []),
         f"  mel          {mel['n_mels']} mels @ {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, "
         f"hop {mel['hop_length']}, win {mel['win_length']}, {mel['fmin']:g}-{mel['fmax']:g} Hz",
         f"  latent       {lat['channels']} x {lat['frames']} x {lat['freq_bins']} "

@@ -1,4 +1,4 @@
-"""`ldmz train`: train (or resume) the embedded model; the trainer is imported only here."""
+"""`ldmz train`: train the embedded model, or fine-tune any model's decoder; trainers load here."""
 
 from __future__ import annotations
 
@@ -10,16 +10,35 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `train`."""
-    p = sub.add_parser("train", help="train or resume ldmz-small (see MODEL_CARD.md)")
-    p.add_argument("--config", help="JSON training config (default: built-in defaults)")
+    p = sub.add_parser(
+        "train", help="train or resume ldmz-small, or fine-tune a model's decoder",
+        description="Train (or resume) ldmz-small; with --finetune-decoder MODEL, fine-tune only "
+                    "the decoder of MODEL (the encoder is frozen, so its latents stay valid).")
+    p.add_argument("--config", help="JSON config (default: built-in defaults)")
     p.add_argument("--steps", type=int, help="override the config's total steps")
     p.add_argument("--install", action="store_true",
                    help="copy the trained model into the package as ldmz-small afterwards")
+    p.add_argument("--finetune-decoder", metavar="MODEL",
+                   help="fine-tune the decoder of MODEL (registered name or model folder)")
+    p.add_argument("--data", metavar="MANIFEST",
+                   help="manifest.csv (path,split,category) for --finetune-decoder "
+                        "(default data/manifest.csv)")
+    p.add_argument("--out", metavar="DIR", help="run folder for --finetune-decoder "
+                   "(default runs/finetune-NAME; resumes from DIR/last.pt)")
+    p.add_argument("--device", help="auto, cpu or cuda (--finetune-decoder; default auto)")
+    p.add_argument("--offline", action="store_true",
+                   help="use only the Hugging Face cache for a registered base model")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run training to the configured step count, resuming from the run folder's checkpoint."""
+    if args.finetune_decoder:
+        return run_finetune(args)
+    if args.data or args.out or args.device or args.offline:
+        print("ldmz train: --data, --out, --device and --offline go with --finetune-decoder; "
+              "set manifest/out in --config to train ldmz-small", file=sys.stderr)
+        return 1
     from dataclasses import replace
 
     from ldmz.codec.train.trainer import TrainConfig, train
@@ -39,4 +58,47 @@ def run(args: argparse.Namespace) -> int:
         dst.mkdir(parents=True, exist_ok=True)
         for f in (out / "model").iterdir():
             shutil.copy2(f, dst / f.name)
+    return 0
+
+
+def _known_model(name: str) -> bool:
+    from ldmz.codec import plugins
+    from ldmz.codec.models import available_models
+
+    return (name in available_models() or Path(name).expanduser().is_dir()
+            or name in plugins.names(plugins.MODELS))
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune (or resume) the decoder of ``--finetune-decoder MODEL``; exports DIR/model."""
+    name = args.finetune_decoder
+    if args.install:
+        print("ldmz train: --install is for ldmz-small training; load the fine-tuned model "
+              "with --model DIR/model instead", file=sys.stderr)
+        return 1
+    if not _known_model(name):
+        from ldmz.codec.models import available_models
+
+        print(f"ldmz train: '{name}' is not a registered model ({', '.join(available_models())}) "
+              f"nor a folder; pass --finetune-decoder with one of those names or a folder in "
+              f"diffusers layout", file=sys.stderr)
+        return 1
+    try:
+        from ldmz.codec.train.finetune import FinetuneConfig, finetune
+
+        cfg = FinetuneConfig.load(args.config, base=name, manifest=args.data, out=args.out,
+                                  steps=args.steps, device=args.device,
+                                  offline=args.offline or None)
+    except (ValueError, TypeError) as e:
+        print(f"ldmz train: {' '.join(str(e).split())}; fix the --config file",
+              file=sys.stderr)
+        return 1
+    from ldmz.codec.models import ModelError
+
+    try:
+        out = finetune(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
+    except ModelError as e:  # e.g. a registered model missing from the cache
+        print(f"ldmz train: {str(e).replace('--model', '--finetune-decoder')}", file=sys.stderr)
+        return 1
+    print(out / "model")
     return 0

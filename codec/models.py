@@ -230,6 +230,12 @@ def _load_folder(folder: Path, device: str, name: str | None,
         raise ModelError(f"{cfg_path}: unsupported model class '{cls}' (AutoencoderKL or PatchVAE)")
     info = ModelInfo(id=name or str(folder.resolve()), revision=meta.get("revision", ""),
                      weights_sha256=weights_hash(vfolder), scaling_factor=scale)
+    base = meta.get("encoder_of")
+    if isinstance(base, dict):  # a fine-tuned decoder: the latents are the base model's
+        info = ModelInfo(id=str(base["id"]), revision=str(base.get("revision", "")),
+                         weights_sha256=str(base.get("weights_sha256", "")),
+                         scaling_factor=float(base.get("scaling_factor", scale)),
+                         decoder_sha256=info.weights_sha256)
     return LoadedModel(info=info, mel=mel, vae=vae.eval().to(device), kind=kind,
                        latent_channels=lc, time_downsample=down, freq_downsample=down,
                        vocoder=meta.get("vocoder", spec.vocoder if spec else "hifigan"),
