@@ -73,8 +73,12 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
     if int(sr) != sr or not 0 < sr <= 1_000_000:
         raise ValueError(f"sample rate must be a positive integer, got {sr}")
     if params.vocoder and params.vocoder not in VOCODERS:
-        raise VocoderError(f"unknown vocoder '{params.vocoder}'; choose one of "
-                           f"{', '.join(VOCODERS)}")
+        from ldmz.codec import plugins
+
+        extra = tuple(plugins.names(plugins.VOCODERS))
+        if params.vocoder not in extra:
+            raise VocoderError(f"unknown vocoder '{params.vocoder}'; choose one of "
+                               f"{', '.join(VOCODERS + extra)}")
     model = load_model(params.model, params.device, params.offline or None)
     mel, down = model.mel, model.time_downsample
     win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))

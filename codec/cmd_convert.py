@@ -11,7 +11,6 @@ from pathlib import Path
 from ldmz.codec.params import DecodeParams, EncodeParams
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}
-VOCODER_CHOICES = ("", "hifigan", "universal", "griffinlim")
 
 
 def _defaults(cls: type) -> dict:
@@ -54,15 +53,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help=f"bits of the widest latent channel, 1..8 ({e['bits']})")
     pe.add_argument("--chunk-seconds", type=_positive(float), default=e["chunk_seconds"],
                     metavar="S", help=f"seconds per chunk ({e['chunk_seconds']:g})")
-    pe.add_argument("--vocoder", default=e["vocoder"], choices=VOCODER_CHOICES,
-                    help="default vocoder stored in the file (default: the model's own)")
+    pe.add_argument("--vocoder", default=e["vocoder"], metavar="NAME",
+                    help="default vocoder stored in the file: hifigan, universal, griffinlim "
+                         "or an installed plug-in (default: the model's own)")
     for tag in ("title", "artist", "comment"):
         pe.add_argument(f"--{tag}", help=f"{tag} tag (UTF-8)")
     pe.set_defaults(run=run_encode)
     pd = sub.add_parser("decode", help=".ldmz -> audio (WAV, or FLAC by suffix)")
     _common(pd)
-    pd.add_argument("--vocoder", default=d["vocoder"], choices=VOCODER_CHOICES,
-                    help="hifigan (the model's own), universal or griffinlim (default: file's)")
+    pd.add_argument("--vocoder", default=d["vocoder"], metavar="NAME",
+                    help="hifigan (the model's own), universal, griffinlim or an installed "
+                         "plug-in (`ldmz plugins`; default: the file's)")
     pd.add_argument("--sr", type=_positive(int), default=d["sr"],
                     help="output rate (default: source's)")
     pd.add_argument("--model", default=d["model"], help="decode with this model instead")

@@ -292,7 +292,10 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
 
     if name in plugins.names(plugins.MODELS):
         # a plug-in entry point is a factory: (device) -> LoadedModel (or a model folder path)
-        got = plugins.load(plugins.MODELS, name)(device)
+        try:
+            got = plugins.call(plugins.MODELS, name, device)
+        except RuntimeError as e:
+            raise ModelError(str(e)) from e
         return load_folder(Path(got), device, name) if isinstance(got, (str, Path)) else got
     raise ModelError(f"model '{name}' not found: not a registered name "
                      f"({', '.join(available_models())}) and no folder at {folder.resolve()}; "

@@ -113,10 +113,30 @@ def load(group: str, name: str) -> Any:
     raise KeyError(f"no {group} plug-in named {name!r} ({known})")
 
 
+def call(group: str, name: str, *args: Any) -> Any:
+    """Load plug-in ``name`` of ``group`` and call it with ``args``.
+
+    Whatever a broken plug-in raises becomes one ``RuntimeError`` line that names the plug-in,
+    its distribution and the fix.
+    """
+    ep = next((e for e in _entry_points(group) if e.name == name), None)
+    if ep is None:
+        return load(group, name)  # raises the KeyError naming what is installed
+    dist = getattr(getattr(ep, "dist", None), "name", None) or "its distribution"
+    try:
+        return ep.load()(*args)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a plug-in may raise anything
+        text = " ".join(f"{type(e).__name__}: {e}".split())
+        raise RuntimeError(f"{group} plug-in '{name}' ({ep.value}, from {dist}) failed: {text}; "
+                           f"fix it or uninstall it (pip uninstall {dist})") from e
+
+
 def names(group: str) -> list[str]:
     """The names of the entry points in ``group``, without importing them."""
     return [ep.name for ep in _entry_points(group)]
 
 
-__all__ = ["GROUPS", "MODELS", "VOCODERS", "PluginInfo", "discover", "discover_all", "load",
-           "names"]
+__all__ = ["GROUPS", "MODELS", "VOCODERS", "PluginInfo", "call", "discover", "discover_all",
+           "load", "names"]

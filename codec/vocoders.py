@@ -245,10 +245,15 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
     if name not in VOCODERS:
         from ldmz.codec import plugins
 
-        if name in plugins.names(plugins.VOCODERS):
+        extra = plugins.names(plugins.VOCODERS)
+        if name in extra:
             # a plug-in entry point is a factory: (model, device) -> Vocoder
-            return plugins.load(plugins.VOCODERS, name)(model, device)
-        raise VocoderError(f"unknown vocoder '{name}'; choose one of {', '.join(VOCODERS)}")
+            try:
+                return plugins.call(plugins.VOCODERS, name, model, device)
+            except RuntimeError as e:
+                raise VocoderError(str(e)) from e
+        raise VocoderError(f"unknown vocoder '{name}'; choose one of "
+                           f"{', '.join(VOCODERS + tuple(extra))}")
     autocast(precision)  # validates
     if name == "griffinlim":  # independent windows: cross-fade over the whole context
         return Vocoder("griffinlim", model.mel if model is not None else UNIVERSAL_MEL,
