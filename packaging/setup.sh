@@ -11,6 +11,8 @@ DEBS=(
   libxcb-cursor0 xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1             # Qt xcb plugin (screenshots)
   desktop-file-utils libxml2-utils file shared-mime-info         # packaging checks
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps \
+  gstreamer1.0-plugins-good python3-gst-1.0 gstreamer1.0-python3-plugin-loader  # GStreamer plug-in
 )
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
