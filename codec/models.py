@@ -296,7 +296,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
             got = plugins.call(plugins.MODELS, name, device)
         except RuntimeError as e:
             raise ModelError(str(e)) from e
-        return load_folder(Path(got), device, name) if isinstance(got, (str, Path)) else got
+        return load_folder(Path(got), device, name) if isinstance(got, str | os.PathLike) else got
     raise ModelError(f"model '{name}' not found: not a registered name "
                      f"({', '.join(available_models())}) and no folder at {folder.resolve()}; "
                      f"pass --model with one of those names or a folder in diffusers layout")

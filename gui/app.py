@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.file:
         win.open_path(args.file)
     QTimer.singleShot(0, win.player.probe)
+    quit_ms = os.environ.get("LDMZ_GUI_QUIT_AFTER_MS", "")
+    if quit_ms.isdigit():  # smoke tests of packaged builds: start, show, quit cleanly
+        QTimer.singleShot(int(quit_ms), app.quit)
     return app.exec()
 
 
