@@ -10,7 +10,7 @@ class EncodeParams:
     """How audio becomes a `.ldmz` file."""
 
     model: str = "ldmz-small"
-    bits: int = 3
+    bits: int = 2
     chunk_seconds: float = 10.0
     vocoder: str = ""  # the default vocoder recorded in the file; "" = the model's own
     device: str = "auto"
