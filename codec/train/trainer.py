@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "cpu"
     time_budget_s: float = 0.0
     model: dict | None = None
+    init_from: str = ""  # a model folder to start from instead of the PCA initialisation
 
     @classmethod
     def load(cls, path: str | None) -> TrainConfig:
@@ -127,6 +128,13 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed at step {step}")
+    elif cfg.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(Path(cfg.init_from) /
+                                            "diffusion_pytorch_model.safetensors")))
+        log(f"initialised from {cfg.init_from}")
+        log(json.dumps({"step": 0, **evaluate(model, val)}))
     else:
         crops = torch.from_numpy(sample_crops(train_data, 512, 128, np.random.default_rng(7)))
         patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), 4)
