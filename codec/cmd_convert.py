@@ -31,6 +31,18 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _vocoder(text: str) -> str:
+    """A built-in vocoder name, an installed plug-in's, or "" (the default)."""
+    from ldmz.codec import plugins
+
+    builtin = ("hifigan", "universal", "griffinlim")  # ldmz.codec.vocoders.VOCODERS, no torch
+    extra = tuple(plugins.names(plugins.VOCODERS))
+    if text and text not in builtin + extra:
+        raise argparse.ArgumentTypeError(
+            f"unknown vocoder {text!r}; choose one of {', '.join(builtin + extra)}")
+    return text
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN")
     p.add_argument("-o", "--output", metavar="OUT_or_DIR",
@@ -53,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help=f"bits of the widest latent channel, 1..8 ({e['bits']})")
     pe.add_argument("--chunk-seconds", type=_positive(float), default=e["chunk_seconds"],
                     metavar="S", help=f"seconds per chunk ({e['chunk_seconds']:g})")
-    pe.add_argument("--vocoder", default=e["vocoder"], metavar="NAME",
+    pe.add_argument("--vocoder", default=e["vocoder"], type=_vocoder, metavar="NAME",
                     help="default vocoder stored in the file: hifigan, universal, griffinlim "
                          "or an installed plug-in (default: the model's own)")
     for tag in ("title", "artist", "comment"):
@@ -61,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pe.set_defaults(run=run_encode)
     pd = sub.add_parser("decode", help=".ldmz -> audio (WAV, or FLAC by suffix)")
     _common(pd)
-    pd.add_argument("--vocoder", default=d["vocoder"], metavar="NAME",
+    pd.add_argument("--vocoder", default=d["vocoder"], type=_vocoder, metavar="NAME",
                     help="hifigan (the model's own), universal, griffinlim or an installed "
                          "plug-in (`ldmz plugins`; default: the file's)")
     pd.add_argument("--sr", type=_positive(int), default=d["sr"],

@@ -137,3 +137,15 @@ def test_output_must_be_a_folder_for_several_inputs(tmp_path: Path, capsys) -> N
     rc = main(["encode", str(tmp_path / "empty"), "-r", "-q"])
     err = _lines(capsys.readouterr().err)
     assert rc == 1 and len(err) == 1 and "no " in err[0]
+
+
+def test_vocoder_option_knows_every_builtin() -> None:
+    """The CLI's torch-free list of vocoders is the codec's."""
+    import argparse
+
+    from ldmz.codec.cmd_convert import _vocoder
+    from ldmz.codec.vocoders import VOCODERS
+
+    assert [_vocoder(v) for v in VOCODERS] == list(VOCODERS) and _vocoder("") == ""
+    with pytest.raises(argparse.ArgumentTypeError, match="griffinlim"):
+        _vocoder("nonsense")

@@ -170,7 +170,8 @@ def test_open_ldmz_shows_header_and_decodes(qtbot: object, win: MainWindow, ldmz
     assert win.open_path(ldmz_path)
     info = dict(win.info.pairs)  # shown at once, before the background decode
     header = LdmzFile.load(ldmz_path).header
-    bits = "/".join(map(str, header.quantizer.bits))
+    q = header.quantizer.bits
+    bits = str(q[0]) if len(set(q)) == 1 else "/".join(map(str, q))
     assert info["Model"] == header.model.id and info["Bits"].startswith(bits)
     assert info["Tag title"] == "Tone" and "kbps" in info["Bitrate"]
     assert win.tags.tags()["title"] == "Tone"
