@@ -56,12 +56,15 @@ def save_audioldm2_size(folder: Path) -> Path:
 
 
 def save_small(folder: Path) -> Path:
-    """A random-weight PatchVAE with the default (ldmz-small) configuration."""
-    from ldmz.codec.patchvae import PatchVAE
+    """A random-weight PatchVAE with the shipped ldmz-small's configuration."""
+    from ldmz.codec.models import EMBEDDED_DIR
+    from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
     from ldmz.codec.train.trainer import export
 
+    cfg = json.loads((EMBEDDED_DIR / "ldmz-small" / "config.json").read_text())
+    cfg.pop("_class_name", None)
     torch.manual_seed(0)
-    export(PatchVAE(), folder)
+    export(PatchVAE(PatchVAEConfig(**cfg)), folder)
     mel = {k: getattr(SMALL_MEL, k) for k in SMALL_MEL.__dataclass_fields__}
     (folder / "ldmz.json").write_text(json.dumps({"mel": mel, "vocoder": "universal"}))
     return folder
