@@ -161,10 +161,10 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
 
 
 def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
-                 progress: Progress = None) -> Iterator[np.ndarray]:
+                 progress: Progress = None, window: int = 0) -> Iterator[np.ndarray]:
     """Vocoded blocks (samples, channels) from log-mel blocks (frames, channels, n_mels)."""
     hop = voc.mel.hop_length
-    wins = spans(total, VOCODER_WINDOW, voc.context)
+    wins = spans(total, window or VOCODER_WINDOW, voc.context)
     fade = fade_len(voc.fade, wins, hop)
     ola, pend, p0 = OLA(), None, 0
     for i, (a, s, e, b) in enumerate(wins):
@@ -215,11 +215,14 @@ def _check_model(f: LdmzFile, model: LoadedModel) -> None:
 
 
 def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
-                  vocoder: str | None = None, progress: Progress = None) -> DecodeStream:
+                  vocoder: str | None = None, progress: Progress = None,
+                  vocoder_window: int = 0) -> DecodeStream:
     """Load and check the model and vocoder now; decode lazily, block by block, as iterated.
 
     Memory does not grow with duration: latents are read one chunk at a time, the VAE and the
-    vocoder run in windows, and the output is resampled as a stream.
+    vocoder run in windows, and the output is resampled as a stream. ``vocoder_window`` (mel
+    frames, default ``VOCODER_WINDOW``) trades throughput for latency: players that want the
+    first block soon pass a few hundred frames; the output is the same (windows join exactly).
     """
     from ldmz.codec.models import load_model
     from ldmz.codec.vocoders import MelAdapter, load_vocoder
@@ -236,7 +239,7 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     if voc.mel != h.mel:
         adapter = MelAdapter(h.mel, voc.mel, total)
         mels, total = adapter.stream(mels), adapter.n_dst
-    waves = _wave_stream(mels, total, voc, progress)
+    waves = _wave_stream(mels, total, voc, progress, vocoder_window)
     gain = np.asarray(h.source.gain, np.float32)
     return DecodeStream(sr_out, h.source.channels, n, voc.name,
                         _output(waves, gain, voc.mel.sample_rate, sr_out, n))

@@ -180,3 +180,17 @@ def test_memory_does_not_grow_with_duration(tiny_audioldm: Path, signals,  # noq
     assert dec[12][1] - dec[4][1] < 0.3
     assert max(voc_in) == 200 + 2 * load_vocoder("hifigan", model).context
     assert dec[12][0] - dec[4][0] < 4.0  # RSS is noisier than the traced numbers
+
+
+def test_decode_stream_vocoder_window_changes_latency_not_output(tiny_audioldm: Path,
+                                                                 signals) -> None:  # noqa: ANN001
+    """A small vocoder window (players) gives the same samples as the default one."""
+    audio = signals.chirp(3.0, 16000)[None]
+    f = api.encode(audio, 16000, EncodeParams(model=str(tiny_audioldm), bits=8))
+    whole = np.concatenate(list(api.decode_stream(f, DecodeParams(vocoder="hifigan"))))
+    small = api.decode_stream(f, DecodeParams(vocoder="hifigan"), vocoder_window=40)
+    blocks = list(small)
+    assert len(blocks) > 3
+    got = np.concatenate(blocks)
+    assert got.shape == whole.shape
+    assert np.abs(got - whole).max() < 1e-4 * max(1.0, float(np.abs(whole).max()))

@@ -30,6 +30,7 @@ RAW_CAPS = ("audio/x-raw, format=(string)F32LE, layout=(string)interleaved, "
 VENV_ENV = "LDMZ_VENV"  # a virtual environment with ldmz installed (its site-packages is used)
 VENV_FILE = Path(__file__).with_name("ldmz_gst.venv")  # one line: the same, written at install
 BUFFER_SECONDS = 0.1  # decoded audio is pushed in buffers of this length
+PLAY_WINDOW = 256  # mel frames per vocoder call (~3 s): first audio soon; output unchanged
 
 
 # ----------------------------------------------------------------------------- finding ldmz
@@ -323,7 +324,8 @@ class LdmzDec(Gst.Element):
             target = min(Gst.util_uint64_scale_int(max(seg.start, 0), rate, Gst.SECOND),
                          f.header.source.samples)
             sub, first = _from_chunk(f, self._raw, f.chunk_at(target / rate))
-            st = api.decode_stream(sub, DecodeParams(vocoder=self.vocoder, device=self.device))
+            st = api.decode_stream(sub, DecodeParams(vocoder=self.vocoder, device=self.device),
+                                   vocoder_window=PLAY_WINDOW)
             if not put(("format", (st.sample_rate, st.channels, st.vocoder, seg, seqnum,
                                    target))):
                 return
