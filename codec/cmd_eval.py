@@ -20,6 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocoder", default="", help="vocoder for .ldmz inputs (default: file's)")
     p.add_argument("--json", action="store_true", help="one JSON object per DEG")
     p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (slow)")
+    p.add_argument("--align", choices=("auto", "yes", "no"), default="auto",
+                   help="delay-compensate DEG by cross-correlation: auto = audio files yes, "
+                        ".ldmz no (decoded .ldmz is sample-aligned); use `no` for WAVs "
+                        "decoded from .ldmz, whose phase-free output fools cross-correlation")
     p.set_defaults(run=run_eval)
     d = sub.add_parser("demo", help="encode, decode and measure the bundled example (or FILE)")
     d.add_argument("file", nargs="?", default=str(EXAMPLE))
@@ -57,7 +61,8 @@ def run_eval(args: argparse.Namespace) -> int:
             deg, sr, kbps = _degraded(path, args.vocoder)
             # a decoded .ldmz is sample-aligned by construction; cross-correlation misplaces
             # phase-free vocoder output, so only other audio is delay-compensated
-            align = not path.lower().endswith(".ldmz")
+            align = (not path.lower().endswith(".ldmz")) if args.align == "auto" \
+                else args.align == "yes"
             rep = compare(ref, ref_sr, deg, sr,
                           CompareParams(visqol=not args.no_visqol, align=align))
         except Exception as e:  # noqa: BLE001 - one line per failing file, then go on

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -273,3 +274,28 @@ def test_visqol_known_cases(speech: np.ndarray) -> None:
     assert same > 4.5 and 1.0 <= noisy < same - 1.0
     short = compare(x[:4000], SR, x[:4000], SR, names=["visqol"]).get("visqol")
     assert short.value is None and "shorter" in short.reason
+
+
+def test_eval_align_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ldmz eval --align`: auto/yes find a known delay in an audio DEG, `no` compares as is."""
+    import json
+
+    import soundfile as sf
+
+    from ldmz.codec.cli import main
+
+    sr = 16000
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 0.1, sr * 2).astype(np.float32)
+    sf.write(tmp_path / "ref.wav", ref, sr)
+    sf.write(tmp_path / "deg.wav", np.concatenate([np.zeros(80, np.float32), ref[:-80]]), sr)
+    delays = {}
+    for mode in ("auto", "yes", "no"):
+        assert main(["eval", str(tmp_path / "ref.wav"), str(tmp_path / "deg.wav"), "--json",
+                     "--no-visqol", "--align", mode]) == 0
+        delays[mode] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert delays["auto"]["delay_samples"] == delays["yes"]["delay_samples"] == 80
+    assert delays["no"]["delay_samples"] == 0
+    snr = {m: next(x["value"] for x in d["metrics"] if x["name"] == "snr")
+           for m, d in delays.items()}
+    assert snr["no"] < 3 < 40 < snr["yes"]
