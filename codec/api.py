@@ -64,7 +64,7 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
     """Encode ``channels`` channels that ``read(c)`` returns one at a time (float, samples,)."""
     from ldmz.codec.models import load_model
     from ldmz.codec.quant import CLIP_PERCENTILE, allocate_bits
-    from ldmz.codec.vocoders import VOCODERS, VocoderError
+    from ldmz.codec.vocoders import check_vocoder
 
     if not 1 <= params.bits <= 8:
         raise ValueError(f"bits must be 1..8, got {params.bits}")
@@ -72,13 +72,8 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
         raise ValueError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
     if int(sr) != sr or not 0 < sr <= 1_000_000:
         raise ValueError(f"sample rate must be a positive integer, got {sr}")
-    if params.vocoder and params.vocoder not in VOCODERS:
-        from ldmz.codec import plugins
-
-        extra = tuple(plugins.names(plugins.VOCODERS))
-        if params.vocoder not in extra:
-            raise VocoderError(f"unknown vocoder '{params.vocoder}'; choose one of "
-                               f"{', '.join(VOCODERS + extra)}")
+    if params.vocoder:
+        check_vocoder(params.vocoder)
     model = load_model(params.model, params.device, params.offline or None)
     mel, down = model.mel, model.time_downsample
     win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))

@@ -33,13 +33,13 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 def _vocoder(text: str) -> str:
     """A built-in vocoder name, an installed plug-in's, or "" (the default)."""
-    from ldmz.codec import plugins
+    from ldmz.codec.vocoders import VocoderError, check_vocoder  # no torch import
 
-    builtin = ("hifigan", "universal", "griffinlim")  # ldmz.codec.vocoders.VOCODERS, no torch
-    extra = tuple(plugins.names(plugins.VOCODERS))
-    if text and text not in builtin + extra:
-        raise argparse.ArgumentTypeError(
-            f"unknown vocoder {text!r}; choose one of {', '.join(builtin + extra)}")
+    if text:
+        try:
+            check_vocoder(text)
+        except VocoderError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 

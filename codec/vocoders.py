@@ -238,22 +238,31 @@ def adapt_mel(log_mel: np.ndarray, src: MelParams, dst: MelParams) -> np.ndarray
     return MelAdapter(src, dst, len(log_mel))(log_mel, last=True)
 
 
+def check_vocoder(name: str) -> None:
+    """Raise VocoderError unless ``name`` is a built-in vocoder or an installed plug-in's."""
+    if name in VOCODERS:
+        return
+    from ldmz.codec import plugins
+
+    extra = tuple(plugins.names(plugins.VOCODERS))
+    if name not in extra:
+        raise VocoderError(f"unknown vocoder '{name}'; choose one of "
+                           f"{', '.join(VOCODERS + extra)}")
+
+
 def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu",
                  n_iter: int = 32,
                  precision: str = "fp32") -> Vocoder:
     """Load vocoder ``name``; ``hifigan`` is the model's own (ldmz-small's own is universal)."""
+    check_vocoder(name)
     if name not in VOCODERS:
         from ldmz.codec import plugins
 
-        extra = plugins.names(plugins.VOCODERS)
-        if name in extra:
-            # a plug-in entry point is a factory: (model, device) -> Vocoder
-            try:
-                return plugins.call(plugins.VOCODERS, name, model, device)
-            except RuntimeError as e:
-                raise VocoderError(str(e)) from e
-        raise VocoderError(f"unknown vocoder '{name}'; choose one of "
-                           f"{', '.join(VOCODERS + tuple(extra))}")
+        # a plug-in entry point is a factory: (model, device) -> Vocoder
+        try:
+            return plugins.call(plugins.VOCODERS, name, model, device)
+        except RuntimeError as e:
+            raise VocoderError(str(e)) from e
     autocast(precision)  # validates
     if name == "griffinlim":  # independent windows: cross-fade over the whole context
         return Vocoder("griffinlim", model.mel if model is not None else UNIVERSAL_MEL,
