@@ -17,8 +17,16 @@ import numpy as np
 import torch
 
 from ldmz.codec.models import LoadedModel, ModelError, load_model, quiet_loading, weights_hash
-from ldmz.codec.train.mels import build_cache, read_manifest, sample_crops
-from ldmz.codec.train.trainer import TrainConfig, _lr, export, plot_log, quant_noise
+from ldmz.codec.train.mels import build_cache, read_manifest
+from ldmz.codec.train.trainer import (
+    TrainConfig,
+    _lr,
+    crop_batch,
+    evaluate,
+    export,
+    plot_log,
+    quant_noise,
+)
 from ldmz.formats import LdmzError, MelParams
 
 # Parameter-name prefixes of the trainable (decoder) side, per model kind; the rest is frozen.
@@ -26,7 +34,6 @@ DECODER_PARTS = {
     "autoencoderkl": ("post_quant_conv.", "decoder."),
     "patchvae": ("proj_out.", "dec.", "refine."),
 }
-VAL_BITS = (8, 4, 3, 2)
 
 
 class FinetuneError(LdmzError, ValueError):
@@ -96,29 +103,6 @@ def mel_cache(manifest: Path, split: str, mel: MelParams) -> dict | None:
     tag = "" if mel == MelParams() else "_" + hashlib.sha256(
         json.dumps(asdict(mel), sort_keys=True).encode()).hexdigest()[:10]
     return build_cache(manifest, split, mel, manifest.parent / f"cache_{split}{tag}.npz")
-
-
-def _batch(data: dict, n: int, frames: int, gain_db: float, floor: float,
-           rng: np.random.Generator) -> torch.Tensor:
-    x = sample_crops(data, n, frames, rng)
-    gain = rng.uniform(-gain_db, 0, (n, 1, 1)) / 20 * math.log(10)
-    return torch.from_numpy(np.maximum(x + gain, floor).astype(np.float32))[:, None]
-
-
-def evaluate(model: LoadedModel, val: torch.Tensor, bits: tuple[int, ...] = VAL_BITS) -> dict:
-    """Validation log-mel L1 of the current decoder, unquantized and through the real quantizer."""
-    from ldmz.codec.quant import quantize_latents
-
-    out = {}
-    with torch.inference_mode():
-        z = model.encode(val).float()
-        out["l1_clean"] = float((model.decode(z).float() - val).abs().mean())
-        zc = z.cpu().numpy()
-        for b in bits:
-            zq = np.stack([quantize_latents(zi[None], b)[0][0] for zi in zc])
-            y = model.decode(torch.from_numpy(zq).to(val.device)).float()
-            out[f"l1_{b}bit"] = float((y - val).abs().mean())
-    return out
 
 
 def base_record(model: LoadedModel) -> dict:
@@ -200,7 +184,7 @@ def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
     down, dev = base.time_downsample, base.device
     frames = -(-cfg.frames // down) * down
     floor = math.log(base.mel.log_floor)
-    val = _batch(val_data, cfg.val_batch, 2 * frames, 0.0, floor,
+    val = crop_batch(val_data, cfg.val_batch, 2 * frames, 0.0, floor,
                  np.random.default_rng(1234)).to(dev)
 
     model = replace(base, vae=copy.deepcopy(base.vae))  # load_model's cached base stays intact
@@ -245,7 +229,7 @@ def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
         model.vae.train()
         for g in opt.param_groups:
             g["lr"] = _lr(sched, step)
-        x = _batch(train_data, cfg.batch, frames, cfg.gain_aug_db, floor, rng).to(dev)
+        x = crop_batch(train_data, cfg.batch, frames, cfg.gain_aug_db, floor, rng).to(dev)
         bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
         keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction).to(dev)
         with torch.no_grad():

@@ -80,25 +80,31 @@ def _lr(cfg: TrainConfig, step: int, progress: float | None = None) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def _batch(data: dict, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    x = sample_crops(data, cfg.batch, cfg.frames, rng)
-    gain = rng.uniform(-cfg.gain_aug_db, 0, (cfg.batch, 1, 1)) / 20 * math.log(10)
-    x = np.maximum(x + gain, LOG_FLOOR)
-    return torch.from_numpy(x.astype(np.float32))[:, None]
+VAL_BITS = (8, 4, 3, 2)
 
 
-def evaluate(model: PatchVAE, val: torch.Tensor, bits: tuple[int, ...] = (8, 4, 3, 2)) -> dict:
+def crop_batch(data: dict, n: int, frames: int, gain_db: float, floor: float,
+               rng: np.random.Generator) -> torch.Tensor:
+    """``n`` random crops (n, 1, frames, mels), each lowered by a random 0..``gain_db`` dB."""
+    x = sample_crops(data, n, frames, rng)
+    gain = rng.uniform(-gain_db, 0, (n, 1, 1)) / 20 * math.log(10)
+    return torch.from_numpy(np.maximum(x + gain, floor).astype(np.float32))[:, None]
+
+
+def evaluate(model, val: torch.Tensor,  # noqa: ANN001 - a PatchVAE or a LoadedModel
+             bits: tuple[int, ...] = VAL_BITS) -> dict:
     """Validation log-mel L1, unquantized and through the codec's real quantizer at ``bits``."""
     from ldmz.codec.quant import quantize_latents
 
     out = {}
     with torch.inference_mode():
-        z = model.encode(val)
-        out["l1_clean"] = float((model.decode(z) - val).abs().mean())
+        z = model.encode(val).float()
+        out["l1_clean"] = float((model.decode(z).float() - val).abs().mean())
+        zc = z.cpu().numpy()
         for b in bits:
-            zq = torch.stack([torch.from_numpy(quantize_latents(zi[None].cpu().numpy(), b)[0][0])
-                              for zi in z]).to(z.device)
-            out[f"l1_{b}bit"] = float((model.decode(zq) - val).abs().mean())
+            zq = np.stack([quantize_latents(zi[None], b)[0][0] for zi in zc])
+            y = model.decode(torch.from_numpy(zq).to(val.device)).float()
+            out[f"l1_{b}bit"] = float((y - val).abs().mean())
     return out
 
 
@@ -115,8 +121,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     manifest = Path(cfg.manifest)
     train_data = build_cache(manifest, "train", mel, manifest.parent / "cache_train.npz")
     val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
-    val = _batch(val_data, TrainConfig(batch=64, frames=256, gain_aug_db=0.0),
-                 np.random.default_rng(1234)).to(device)
+    val = crop_batch(val_data, 64, 256, 0.0, LOG_FLOOR, np.random.default_rng(1234)).to(device)
     model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ckpt = out / "last.pt"
@@ -154,7 +159,8 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
                 break
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step, progress)
-        x = _batch(train_data, cfg, rng).to(device, non_blocking=True)
+        x = crop_batch(train_data, cfg.batch, cfg.frames, cfg.gain_aug_db, LOG_FLOOR,
+                       rng).to(device, non_blocking=True)
         bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
         bits = bits.float().to(device)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
