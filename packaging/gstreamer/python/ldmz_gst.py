@@ -139,6 +139,15 @@ def _pad(el: Gst.Element, name: str) -> Gst.Pad:
     return pad
 
 
+def _add_pads(el: Gst.Element) -> None:
+    """The sink pad (fed to ``el._chain`` / ``el._sink_event``) and a fixed-caps src pad."""
+    el.sinkpad = _pad(el, "sink")
+    el.sinkpad.set_chain_function_full(el._chain)
+    el.sinkpad.set_event_function_full(el._sink_event)
+    el.srcpad = _pad(el, "src")
+    el.srcpad.use_fixed_caps()
+
+
 _TAGS = {"title": Gst.TAG_TITLE, "artist": Gst.TAG_ARTIST, "album": Gst.TAG_ALBUM,
          "comment": Gst.TAG_COMMENT, "genre": Gst.TAG_GENRE}
 
@@ -235,11 +244,7 @@ class LdmzDec(Gst.Element):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sinkpad = _pad(self, "sink")
-        self.sinkpad.set_chain_function_full(self._chain)
-        self.sinkpad.set_event_function_full(self._sink_event)
-        self.srcpad = _pad(self, "src")
-        self.srcpad.use_fixed_caps()
+        _add_pads(self)
         self.srcpad.set_query_function_full(self._src_query)
         self.srcpad.set_event_function_full(self._src_event)
         self._reset()
@@ -513,11 +518,7 @@ class LdmzEnc(Gst.Element):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sinkpad = _pad(self, "sink")
-        self.sinkpad.set_chain_function_full(self._chain)
-        self.sinkpad.set_event_function_full(self._sink_event)
-        self.srcpad = _pad(self, "src")
-        self.srcpad.use_fixed_caps()
+        _add_pads(self)
         self._reset()
 
     def _reset(self) -> None:
