@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,39 @@ class Signals:
     def chirp(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
         """A rising chirp plus a little noise, peak about 0.6."""
         return chirp_noise(seconds, sr, seed)
+
+
+    @staticmethod
+    def manifest(folder: Path, sr: int, train_seconds: float) -> Path:
+        """A training manifest: ``train_seconds`` of chirp to train on, 1 s of sine for val."""
+        import soundfile as sf
+
+        sf.write(folder / "train.wav", chirp_noise(train_seconds, sr), sr)
+        sf.write(folder / "val.wav", sine(1.0, sr, 300.0), sr)
+        (folder / "manifest.csv").write_text(
+            "path,split,category\ntrain.wav,train,x\nval.wav,val,x\n")
+        return folder / "manifest.csv"
+
+
+def write_dist(site: Path, name: str, version: str, pkg: str, modules: dict[str, str],
+               entry_points: str) -> Path:
+    """Hand-install a distribution into ``site``: package ``pkg`` with ``modules`` (file name ->
+    source) and a dist-info with ``entry_points`` (the entry_points.txt text)."""
+    (site / pkg).mkdir(parents=True)
+    for fname, src in modules.items():
+        (site / pkg / fname).write_text(src)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    (info / "top_level.txt").write_text(f"{pkg}\n")
+    return site
+
+
+@pytest.fixture(scope="session")
+def dist_writer() -> Callable[..., Path]:
+    """:func:`write_dist`, for tests that build plug-in distributions."""
+    return write_dist
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,7 @@ class _Stop(Exception):
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory, signals: type) -> Path:
     """One second of training audio (a fixed batch: crops are longer than the file), one of val."""
-    import soundfile as sf
-
-    d = tmp_path_factory.mktemp("ft_data")
-    sf.write(d / "train.wav", signals.chirp(1.0, SR), SR)
-    sf.write(d / "val.wav", signals.sine(1.0, SR, 300.0), SR)
-    (d / "manifest.csv").write_text("path,split,category\ntrain.wav,train,x\nval.wav,val,x\n")
-    return d / "manifest.csv"
+    return signals.manifest(tmp_path_factory.mktemp("ft_data"), SR, 1.0)
 
 
 def _cfg(base: Path | str, manifest: Path, out: Path, **kw: object):  # noqa: ANN202

@@ -19,26 +19,18 @@ PKG = "ldmz_demo_plugin_x"
 
 
 @pytest.fixture()
-def site(tmp_path: Path) -> Path:
+def site(tmp_path: Path, dist_writer) -> Path:  # noqa: ANN001
     """A site dir with a hand-made installed dist: one good entry per group, one broken vocoder."""
-    site = tmp_path / "site"
-    pkg = site / PKG
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text('"""Demo plug-in."""\n')
-    (pkg / "voc.py").write_text("class DemoVocoder:\n    sample_rate = 16000\n")
-    (pkg / "model.py").write_text("def load_model():\n    return 'demo-model'\n")
-    (pkg / "broken.py").write_text("raise RuntimeError('boom: demo plug-in is broken')\n")
-    info = site / "ldmz_demo_plugin-0.3.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DIST}\nVersion: 0.3.1\n")
-    (info / "entry_points.txt").write_text(
-        "[ldmz.vocoders]\n"
-        f"demo-voc = {PKG}.voc:DemoVocoder\n"
-        f"demo-broken = {PKG}.broken:Nope\n"
-        "\n[ldmz.models]\n"
-        f"demo-model = {PKG}.model:load_model\n")
-    (info / "top_level.txt").write_text(f"{PKG}\n")
-    return site
+    return dist_writer(tmp_path / "site", DIST, "0.3.1", PKG, {
+        "__init__.py": '"""Demo plug-in."""\n',
+        "voc.py": "class DemoVocoder:\n    sample_rate = 16000\n",
+        "model.py": "def load_model():\n    return 'demo-model'\n",
+        "broken.py": "raise RuntimeError('boom: demo plug-in is broken')\n",
+    }, "[ldmz.vocoders]\n"
+       f"demo-voc = {PKG}.voc:DemoVocoder\n"
+       f"demo-broken = {PKG}.broken:Nope\n"
+       "\n[ldmz.models]\n"
+       f"demo-model = {PKG}.model:load_model\n")
 
 
 @pytest.fixture()

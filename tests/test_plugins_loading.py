@@ -99,35 +99,27 @@ def _model_copy(src: Path, dst: Path, vocoder: str) -> Path:
 
 
 @pytest.fixture()
-def site(tmp_path: Path, tiny_patchvae: Path) -> Path:
+def site(tmp_path: Path, tiny_patchvae: Path, dist_writer) -> Path:  # noqa: ANN001
     """A site dir with a hand-made dist: good and broken vocoder and model plug-ins."""
-    site = tmp_path / "site"
-    pkg = site / PKG
-    pkg.mkdir(parents=True)
     folder = _model_copy(tiny_patchvae, tmp_path / "demo-model", "demo-const")
     broken = _model_copy(tiny_patchvae, tmp_path / "broken-voc-model", "demo-broken")
     fails = _model_copy(tiny_patchvae, tmp_path / "fails-voc-model", "demo-fails")
-    (pkg / "__init__.py").write_text('"""Demo plug-ins."""\n')
-    (pkg / "voc.py").write_text(VOC_PY)
-    (pkg / "model.py").write_text(_model_py(folder, broken, fails))
-    (pkg / "broken.py").write_text("raise RuntimeError('boom: demo plug-in is broken')\n")
-    info = site / "ldmz_loading_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DIST}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[ldmz.vocoders]\n"
-        f"demo-const = {PKG}.voc:const\n"
-        f"demo-fails = {PKG}.voc:fails\n"
-        f"demo-broken = {PKG}.broken:factory\n"
-        "\n[ldmz.models]\n"
-        f"demo-folder = {PKG}.model:folder\n"
-        f"demo-loaded = {PKG}.model:loaded\n"
-        f"demo-broken-voc = {PKG}.model:broken_vocoder\n"
-        f"demo-fails-voc = {PKG}.model:fails_vocoder\n"
-        f"demo-model-fails = {PKG}.model:fails\n"
-        f"demo-model-broken = {PKG}.broken:factory\n")
-    (info / "top_level.txt").write_text(f"{PKG}\n")
-    return site
+    return dist_writer(tmp_path / "site", DIST, "1.0", PKG, {
+        "__init__.py": '"""Demo plug-ins."""\n',
+        "voc.py": VOC_PY,
+        "model.py": _model_py(folder, broken, fails),
+        "broken.py": "raise RuntimeError('boom: demo plug-in is broken')\n",
+    }, "[ldmz.vocoders]\n"
+       f"demo-const = {PKG}.voc:const\n"
+       f"demo-fails = {PKG}.voc:fails\n"
+       f"demo-broken = {PKG}.broken:factory\n"
+       "\n[ldmz.models]\n"
+       f"demo-folder = {PKG}.model:folder\n"
+       f"demo-loaded = {PKG}.model:loaded\n"
+       f"demo-broken-voc = {PKG}.model:broken_vocoder\n"
+       f"demo-fails-voc = {PKG}.model:fails_vocoder\n"
+       f"demo-model-fails = {PKG}.model:fails\n"
+       f"demo-model-broken = {PKG}.broken:factory\n")
 
 
 @pytest.fixture()

@@ -18,13 +18,7 @@ TINY = {"width": 8, "enc_blocks": 1, "dec_blocks": 1, "refine_width": 4}
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory, signals: type) -> Path:
     """Two seconds of chirp to train on, one of sine to validate on."""
-    import soundfile as sf
-
-    d = tmp_path_factory.mktemp("train_data")
-    sf.write(d / "train.wav", signals.chirp(2.0, SR), SR)
-    sf.write(d / "val.wav", signals.sine(1.0, SR, 300.0), SR)
-    (d / "manifest.csv").write_text("path,split,category\ntrain.wav,train,x\nval.wav,val,x\n")
-    return d / "manifest.csv"
+    return signals.manifest(tmp_path_factory.mktemp("train_data"), SR, 2.0)
 
 
 def _cfg(manifest: Path, out: Path, **kw: object):  # noqa: ANN202
