@@ -19,18 +19,13 @@ import numpy as np
 
 def pca_folder(cache: Path, out: Path) -> Path:
     """Export the PCA-initialised PatchVAE (the linear floor) fitted on ``cache``."""
-    import torch
-
     from ldmz.codec.patchvae import PatchVAE
-    from ldmz.codec.train.mels import sample_crops
-    from ldmz.codec.train.trainer import export
+    from ldmz.codec.train.trainer import export, pca_init
 
     with np.load(cache) as z:
         data = {k: z[k] for k in z.files}
     model = PatchVAE()
-    crops = torch.from_numpy(sample_crops(data, 512, 128, np.random.default_rng(7)))
-    patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), 4)
-    model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, 16))
+    pca_init(model, data)
     export(model, out, revision="pca")
     return out
 

@@ -91,6 +91,18 @@ def crop_batch(data: dict, n: int, frames: int, gain_db: float, floor: float,
     return torch.from_numpy(np.maximum(x + gain, floor).astype(np.float32))[:, None]
 
 
+def pca_init(model: PatchVAE, data: dict) -> torch.Tensor:
+    """Set ``model``'s linear paths to the PCA of patches of 512 fixed crops of ``data``.
+
+    Returns the patch covariance's eigenvalues, largest first.
+    """
+    p = model.config.patch
+    crops = torch.from_numpy(sample_crops(data, 512, 128, np.random.default_rng(7)))
+    patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), p)
+    device = next(model.parameters()).device
+    return model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, p * p).to(device))
+
+
 def evaluate(model, val: torch.Tensor,  # noqa: ANN001 - a PatchVAE or a LoadedModel
              bits: tuple[int, ...] = VAL_BITS) -> dict:
     """Validation log-mel L1, unquantized and through the codec's real quantizer at ``bits``."""
@@ -141,9 +153,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         log(f"initialised from {cfg.init_from}")
         log(json.dumps({"step": 0, **evaluate(model, val)}))
     else:
-        crops = torch.from_numpy(sample_crops(train_data, 512, 128, np.random.default_rng(7)))
-        patches = torch.nn.functional.pixel_unshuffle(model._norm(crops[:, None]), 4)
-        ev = model.init_pca(patches.permute(0, 2, 3, 1).reshape(-1, 16).to(device))
+        ev = pca_init(model, train_data)
         log(f"PCA init: explained variance of kept channels "
             f"{float(ev[:model.config.latent_channels].sum() / ev.sum()):.4f}")
         log(json.dumps({"step": 0, **evaluate(model, val)}))
