@@ -14,7 +14,7 @@ import numpy as np
 
 from ldmz import __version__
 from ldmz.codec.audio_io import AudioError, check_audio, read_audio, read_channels, resample
-from ldmz.codec.chunking import OLA, fade_len, fade_weights, spans, windows
+from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile, SourceInfo, pack_latents
 
@@ -31,7 +31,7 @@ def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
     """One channel -> (latent mean (C, T, F), gain, mel frames), in windows of latent frames."""
     import torch
 
-    from ldmz.codec.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
     mel, down = model.mel, model.time_downsample
     unit = mel.hop_length * down
@@ -62,8 +62,8 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
                     tags: Mapping[str, str] | None = None, progress: Progress = None,
                     source: str = "<audio>") -> LdmzFile:
     """Encode ``channels`` channels that ``read(c)`` returns one at a time (float, samples,)."""
+    from ldmz.codec.dsp.quant import CLIP_PERCENTILE, allocate_bits
     from ldmz.codec.models import load_model
-    from ldmz.codec.quant import CLIP_PERCENTILE, allocate_bits
     from ldmz.codec.vocoders import check_vocoder
 
     if not 1 <= params.bits <= 8:

@@ -153,7 +153,7 @@ def griffin_lim(log_mel: np.ndarray, mel: MelParams, n_iter: int = 32) -> np.nda
 
 @lru_cache(maxsize=8)
 def _mel_pinv(mel: MelParams) -> np.ndarray:
-    from ldmz.codec.frontend import mel_basis
+    from ldmz.codec.dsp.frontend import mel_basis
 
     return np.linalg.pinv(mel_basis(mel).astype(np.float64)).astype(np.float32)
 
@@ -180,7 +180,7 @@ class MelAdapter:
     """
 
     def __init__(self, src: MelParams, dst: MelParams, n_src: int) -> None:
-        from ldmz.codec.frontend import mel_basis
+        from ldmz.codec.dsp.frontend import mel_basis
 
         self.src, self.dst, self.n_src = src, dst, n_src
         self.n_dst = int(round(n_src * src.hop_length / src.sample_rate * dst.sample_rate

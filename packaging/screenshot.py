@@ -52,8 +52,8 @@ def codec_model(tmp: Path, audio: Path) -> tuple[str, str]:
     import torch
 
     from ldmz.codec.audio_io import read_audio, resample
-    from ldmz.codec.frontend import log_mel, normalize
-    from ldmz.codec.patchvae import PatchVAE
+    from ldmz.codec.dsp.frontend import log_mel, normalize
+    from ldmz.codec.models.patchvae import PatchVAE
     from ldmz.codec.train.trainer import export
     from ldmz.formats import MelParams
 

@@ -19,7 +19,7 @@ import numpy as np
 
 def pca_folder(cache: Path, out: Path) -> Path:
     """Export the PCA-initialised PatchVAE (the linear floor) fitted on ``cache``."""
-    from ldmz.codec.patchvae import PatchVAE
+    from ldmz.codec.models.patchvae import PatchVAE
     from ldmz.codec.train.trainer import export, pca_init
 
     with np.load(cache) as z:
@@ -36,7 +36,7 @@ def evaluate(folder: str, bits: list[int], corpus: str) -> None:
 
     from ldmz.codec.api import decode_mel, encode
     from ldmz.codec.audio_io import read_audio, resample
-    from ldmz.codec.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
     from ldmz.codec.models import load_model
     from ldmz.codec.params import EncodeParams
 

@@ -42,7 +42,7 @@ def _save_tiny_audioldm(folder: Path, seed: int = 0) -> Path:
 def _save_tiny_patchvae(folder: Path, seed: int = 0) -> Path:
     import torch
 
-    from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
+    from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
     from ldmz.codec.train.trainer import export
 
     torch.manual_seed(seed)

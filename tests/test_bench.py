@@ -35,7 +35,7 @@ def _clips(root: Path) -> None:
 def bench_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from ldmz.codec.patchvae import PatchVAE
+    from ldmz.codec.models.patchvae import PatchVAE
     from ldmz.codec.train.trainer import export
 
     root = tmp_path_factory.mktemp("bench")
@@ -107,7 +107,7 @@ def test_csvs(bench_out: Path) -> None:
 
 @pytest.mark.parametrize("name", ["exact", "percentile", "zscore", "tanh"])
 def test_normalizations_undo(name: str) -> None:
-    from ldmz.codec.bench_rows import normalization
+    from ldmz.codec.bench.rows import normalization
 
     x = np.random.default_rng(1).standard_normal(4000).astype(np.float32) * 0.1
     mel_fn = lambda w: np.log(np.abs(w[:3900]).reshape(-1, 78) + 1e-5)  # noqa: E731
@@ -123,7 +123,7 @@ def test_normalizations_undo(name: str) -> None:
 
 
 def test_postfilter_smooths() -> None:
-    from ldmz.codec.bench_rows import postfilter
+    from ldmz.codec.bench.rows import postfilter
 
     m = np.random.default_rng(2).standard_normal((64, 80)).astype(np.float32)
     for name in ("gauss", "median"):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from ldmz.codec.cli import build_parser, main
-from ldmz.codec.cmd_convert import decode_params, encode_params
+from ldmz.codec.cli.convert import decode_params, encode_params
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile
 
@@ -143,7 +143,7 @@ def test_vocoder_option_knows_every_builtin() -> None:
     """The CLI's torch-free list of vocoders is the codec's."""
     import argparse
 
-    from ldmz.codec.cmd_convert import _vocoder
+    from ldmz.codec.cli.convert import _vocoder
     from ldmz.codec.vocoders import VOCODERS
 
     assert [_vocoder(v) for v in VOCODERS] == list(VOCODERS) and _vocoder("") == ""

@@ -10,7 +10,7 @@ import pytest
 
 from ldmz.codec import api
 from ldmz.codec.api import decode_mel, decode_stream, encode, encode_latents, vocode
-from ldmz.codec.chunking import fade_len, fade_weights, spans, windows
+from ldmz.codec.dsp.chunking import fade_len, fade_weights, spans, windows
 from ldmz.codec.models import load_model
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.codec.vocoders import load_vocoder
@@ -139,7 +139,7 @@ def _peak_growth(run) -> tuple[float, float]:  # noqa: ANN001
 def test_memory_does_not_grow_with_duration(tiny_audioldm: Path, signals,  # noqa: ANN001
                                             monkeypatch: pytest.MonkeyPatch,
                                             record_property) -> None:  # noqa: ANN001
-    from ldmz.codec import frontend
+    from ldmz.codec.dsp import frontend
 
     model = load_model(str(tiny_audioldm), "cpu")
     sizes = _model_calls(monkeypatch, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ldmz.codec.frontend import log_mel_np, normalize
+from ldmz.codec.dsp.frontend import log_mel_np, normalize
 from ldmz.codec.models import AUDIOLDM_MEL
 from ldmz.codec.vocoders import UNIVERSAL_MEL
 from ldmz.formats import MelParams

@@ -74,7 +74,7 @@ class FakeFactory:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from ldmz.codec.patchvae import PatchVAE
+    from ldmz.codec.models.patchvae import PatchVAE
     from ldmz.codec.train.trainer import export
 
     folder = tmp_path_factory.mktemp("model") / "tiny"

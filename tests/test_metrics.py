@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soxr
 
-from ldmz.codec import metrics_perceptual
 from ldmz.codec.metrics import (
     DB_CAP,
     METRIC_NAMES,
@@ -20,7 +19,8 @@ from ldmz.codec.metrics import (
     compare,
     find_delay,
 )
-from ldmz.codec.metrics_spectral import audioldm2_log_mel
+from ldmz.codec.metrics import perceptual as metrics_perceptual
+from ldmz.codec.metrics.spectral import audioldm2_log_mel
 
 SR = 16000
 FAST = CompareParams(visqol=False)  # ViSQOL is covered by its own tests
@@ -144,7 +144,7 @@ def test_audioldm2_log_mel_front_end() -> None:
 def test_log_mel_matches_the_codec_front_end(speech: np.ndarray) -> None:
     """The metric's numpy mel is the torch front-end the models see (AudioLDM2 settings)."""
     pytest.importorskip("torch")
-    from ldmz.codec.frontend import log_mel_np
+    from ldmz.codec.dsp.frontend import log_mel_np
     from ldmz.formats import MelParams
 
     params = MelParams(sample_rate=SR, n_fft=1024, hop_length=160, win_length=1024, n_mels=64,

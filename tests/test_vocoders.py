@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldmz.codec.frontend import log_mel_np
+from ldmz.codec.dsp.frontend import log_mel_np
 from ldmz.codec.models import AUDIOLDM_MEL, load_model, patchvae_fields
 from ldmz.codec.vocoders import (
     UNIVERSAL_MEL,

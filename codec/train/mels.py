@@ -33,7 +33,7 @@ def build_cache(manifest: Path, split: str, mel: MelParams, cache: Path) -> dict
     import soundfile as sf
     import soxr
 
-    from ldmz.codec.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
     mels, starts, cats, pos = [], [], [], 0
     for path, cat in read_manifest(manifest, split):

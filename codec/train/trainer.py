@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
+from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
 from ldmz.codec.train.mels import build_cache, sample_crops
 from ldmz.formats import MelParams
 
@@ -106,7 +106,7 @@ def pca_init(model: PatchVAE, data: dict) -> torch.Tensor:
 def evaluate(model, val: torch.Tensor,  # noqa: ANN001 - a PatchVAE or a LoadedModel
              bits: tuple[int, ...] = VAL_BITS) -> dict:
     """Validation log-mel L1, unquantized and through the codec's real quantizer at ``bits``."""
-    from ldmz.codec.quant import quantize_latents
+    from ldmz.codec.dsp.quant import quantize_latents
 
     out = {}
     with torch.inference_mode():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldmz.codec.bench import BenchResult
+from ldmz.codec.bench.plan import BenchResult
 
 PLOT_METRICS = (("mel_l1", "log-mel L1 (64-bin 16 kHz) ↓"), ("pesq_wb", "PESQ-WB ↑"),
                 ("stoi", "STOI ↑"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldmz.codec.bench import (
+from ldmz.codec.bench.plan import (
     BenchParams,
     BenchResult,
     Clip,
@@ -26,7 +26,7 @@ from ldmz.codec.bench import (
     tag,
     warm_up,
 )
-from ldmz.codec.bench_rows import RUNNERS, Output, Row
+from ldmz.codec.bench.rows import RUNNERS, Output, Row
 
 
 def _status_kb(key: str) -> int:

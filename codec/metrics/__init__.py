@@ -10,9 +10,9 @@ import numpy as np
 import scipy.signal
 import soxr
 
-from ldmz.codec import metrics_perceptual as _perc
-from ldmz.codec import metrics_spectral as _spec
-from ldmz.codec.metrics_spectral import NotApplicable
+from ldmz.codec.metrics import perceptual as _perc
+from ldmz.codec.metrics import spectral as _spec
+from ldmz.codec.metrics.spectral import NotApplicable
 
 __all__ = [
     "DB_CAP",

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "example.flac"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example.flac"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

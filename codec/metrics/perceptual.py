@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ldmz.codec.metrics_spectral import NotApplicable
+from ldmz.codec.metrics.spectral import NotApplicable
 
 PESQ_SR = 16000
 PESQ_MIN_S = 0.25  # the ITU P.862 code refuses shorter buffers

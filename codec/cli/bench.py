@@ -8,7 +8,7 @@ import sys
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `bench`."""
-    from ldmz.codec.bench import METRIC_CHOICES, NORMALIZATIONS, BenchParams
+    from ldmz.codec.bench.plan import METRIC_CHOICES, NORMALIZATIONS, BenchParams
 
     d = BenchParams()
     p = sub.add_parser(
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     """Plan, run with a progress bar, write the outputs and print where they are."""
     from tqdm import tqdm
 
-    from ldmz.codec.bench import BenchParams, plan
-    from ldmz.codec.bench_report import write_all
-    from ldmz.codec.bench_run import run as run_bench
+    from ldmz.codec.bench.plan import BenchParams, plan
+    from ldmz.codec.bench.report import write_all
+    from ldmz.codec.bench.run import run as run_bench
 
     if not 1 <= min(args.bits) <= max(args.bits) <= 8:
         print("ldmz bench: --bits must lie in 1..8", file=sys.stderr)

@@ -130,8 +130,8 @@ def _encode_normalized(row: Row, audio: np.ndarray, sr: int, model) -> tuple:  #
     import torch
 
     from ldmz.codec.audio_io import resample
-    from ldmz.codec.frontend import log_mel_np, normalize
-    from ldmz.codec.quant import CLIP_PERCENTILE, allocate_bits
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.quant import CLIP_PERCENTILE, allocate_bits
     from ldmz.formats import SourceInfo, pack_latents
 
     mel, down = model.mel, model.time_downsample
@@ -205,7 +205,7 @@ def run_ceiling(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
     """Copy-synthesis: exact log-mel of the (peak-normalized) clip straight into a vocoder."""
     from ldmz.codec.api import vocode
     from ldmz.codec.audio_io import resample
-    from ldmz.codec.frontend import log_mel_np, normalize
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
     from ldmz.codec.vocoders import adapt_mel, load_vocoder
 
     mel = ceiling_mel(row.option, ctx.models)

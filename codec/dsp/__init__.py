@@ -1,0 +1,1 @@
+"""Signal processing: the mel front-end, windowed chunking and the latent quantizer."""

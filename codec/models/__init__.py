@@ -1,0 +1,39 @@
+"""Models: the registry and loader (``registry``), the PatchVAE, and the embedded weights."""
+
+from __future__ import annotations
+
+from ldmz.codec.models.registry import (
+    AUDIOLDM_MEL,
+    DEFAULT_MODEL,
+    EMBEDDED_DIR,
+    FADE_LATENT,
+    LoadedModel,
+    ModelError,
+    ModelSpec,
+    autoencoderkl_fields,
+    available_models,
+    load_folder,
+    load_model,
+    patchvae_fields,
+    quiet_loading,
+    resolve_device,
+    weights_hash,
+)
+
+__all__ = [
+    "AUDIOLDM_MEL",
+    "DEFAULT_MODEL",
+    "EMBEDDED_DIR",
+    "FADE_LATENT",
+    "LoadedModel",
+    "ModelError",
+    "ModelSpec",
+    "autoencoderkl_fields",
+    "available_models",
+    "load_folder",
+    "load_model",
+    "patchvae_fields",
+    "quiet_loading",
+    "resolve_device",
+    "weights_hash",
+]
