@@ -27,6 +27,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned: an open range would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-extras="gui"
-[ "${1:-}" = "--test" ] && extras="gui,test"
+extras="all"
+[ "${1:-}" = "--test" ] && extras="all,test"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
