@@ -17,6 +17,8 @@ class AudioError(LdmzError, ValueError):
 
 
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
+# every audio suffix read_audio takes (libsndfile, then librosa/audioread): the one list
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a")
 
 
 def _existing(path: str | os.PathLike) -> Path:

@@ -10,8 +10,11 @@ import tempfile
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `ldmz-gui`."""
+    from ldmz import __version__
+
     p = argparse.ArgumentParser(prog="ldmz-gui", description="See and hear what ldmz does.")
     p.add_argument("file", nargs="?", help="an audio file or a .ldmz file to open")
+    p.add_argument("--version", action="version", version=f"ldmz-gui {__version__}")
     return p
 
 
@@ -37,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from ldmz.gui import crash, qtfix, theme
+    from ldmz.gui import crash, theme
     from ldmz.gui.mainwindow import MainWindow
 
-    qtfix.apply()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("ldmz-gui")
     app.setOrganizationName("ldmz")

@@ -8,13 +8,18 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-AUDIO_FILTER = "Audio and ldmz files (*.ldmz *.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)"
-AUDIO_SUFFIXES = (".ldmz", ".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m4a")
+
+def open_filter() -> str:
+    """The Open dialog's filter: .ldmz and every audio suffix the codec reads."""
+    from ldmz.codec.audio_io import AUDIO_SUFFIXES
+
+    globs = " ".join(f"*{s}" for s in (".ldmz", *AUDIO_SUFFIXES))
+    return f"Audio and ldmz files ({globs});;All files (*)"
 
 
 def ask_open(parent: QWidget, title: str, folder: str = "") -> str | None:
     """An open-file dialog; None if cancelled."""
-    path, _ = QFileDialog.getOpenFileName(parent, title, folder, AUDIO_FILTER)
+    path, _ = QFileDialog.getOpenFileName(parent, title, folder, open_filter())
     return path or None
 
 

@@ -40,6 +40,16 @@ class Coded:
     size: int  # bytes of the file as written
     audio: Audio
     report: object = None  # ldmz.codec.metrics.MetricReport, or None
+    vocoder: str = ""  # the vocoder that made ``audio``
+
+
+@dataclass
+class Opened:
+    """A `.ldmz` read from disk with every checksum verified."""
+
+    ldmz: LdmzFile
+    size: int
+    path: str
 
 
 @dataclass
@@ -69,24 +79,48 @@ def read(path: str, report: Report) -> Audio:
     return Audio(check_audio(data, path), sr, path)
 
 
-def decode(f: LdmzFile, params: DecodeParams, sr: int, report: Report) -> Audio:
-    """Decode ``f`` at rate ``sr`` (0: the source's)."""
-    from ldmz.codec.api import decode as _decode
+def open_ldmz(path: str, report: Report) -> Opened:
+    """Read a `.ldmz` and verify every chunk's checksum (in the worker: a big file takes time)."""
+    report(0, 0, "Verifying")
+    return Opened(LdmzFile.load(path), file_size(path), path)
 
-    report(0, 1, "Loading the model")
-    audio, rate = _decode(f, replace(params, sr=sr or params.sr),
-                          progress=lambda d, t: report(d, t, "Decoding"))
-    return Audio(audio, rate)
+
+_loaded: set[tuple[str, str]] = set()  # (model, device) loaded in this process (codec caches)
+
+
+def _loading_stage(model: str, device: str) -> str:
+    first = (model, device) not in _loaded
+    _loaded.add((model, device))
+    return "Loading the model (once per session)" if first else "Preparing"
+
+
+def decode(f: LdmzFile, params: DecodeParams, sr: int, report: Report) -> tuple[Audio, str]:
+    """Decode ``f`` at rate ``sr`` (0: the source's): the audio and the vocoder that made it."""
+    from ldmz.codec.api import decode_stream
+
+    p = replace(params, sr=sr or params.sr)
+    report(0, 0, _loading_stage(p.model or f.header.model.id, p.device))
+    st = decode_stream(f, p, progress=lambda d, t: report(d, t, "Decoding"))
+    out = np.empty((st.channels, st.samples), np.float32)
+    pos = 0
+    for blk in st:
+        out[:, pos:pos + len(blk)] = blk.T
+        pos += len(blk)
+    return Audio(out, st.sample_rate), st.vocoder
 
 
 def measure(ref: Audio, deg: Audio, report: Report) -> object:
-    """compare() of the reconstruction against the original, or None if metrics are missing."""
-    report(0, 1, "Measuring")
+    """The metrics of the reconstruction against the original, or None if they are missing.
+
+    The same comparison as `ldmz eval REF FILE.ldmz`: decoded `.ldmz` audio is sample-aligned,
+    so there is no delay search (cross-correlation misplaces phase-free vocoder output).
+    """
+    report(0, 0, "Measuring")
     try:
-        from ldmz.codec.metrics import compare
+        from ldmz.codec.metrics import CompareParams, compare
     except ImportError:
         return None
-    return compare(ref.data, ref.sr, deg.data, deg.sr)
+    return compare(ref.data, ref.sr, deg.data, deg.sr, CompareParams(align=False))
 
 
 def compress(orig: Audio, enc: EncodeParams, dec: DecodeParams, tags: Mapping[str, str],
@@ -94,19 +128,19 @@ def compress(orig: Audio, enc: EncodeParams, dec: DecodeParams, tags: Mapping[st
     """Encode the original, decode it back at the original rate and measure the result."""
     from ldmz.codec.api import encode
 
-    report(0, 1, "Loading the model")
+    report(0, 0, _loading_stage(enc.model, enc.device))
     f = encode(orig.data, orig.sr, enc, tags=clean_tags(tags),
                progress=lambda d, t: report(d, t, "Encoding"))
     size = len(f.to_bytes())
-    audio = decode(f, replace(dec, vocoder=dec.vocoder or enc.vocoder), orig.sr, report)
-    return Coded(f, size, audio, measure(orig, audio, report))
+    audio, voc = decode(f, replace(dec, vocoder=dec.vocoder or enc.vocoder), orig.sr, report)
+    return Coded(f, size, audio, measure(orig, audio, report), voc)
 
 
 def decode_file(f: LdmzFile, size: int, dec: DecodeParams, orig: Audio | None,
                 report: Report) -> Coded:
     """Decode an opened file (at the original's rate when there is one) and measure it."""
-    audio = decode(f, dec, orig.sr if orig else 0, report)
-    return Coded(f, size, audio, measure(orig, audio, report) if orig else None)
+    audio, voc = decode(f, dec, orig.sr if orig else 0, report)
+    return Coded(f, size, audio, measure(orig, audio, report) if orig else None, voc)
 
 
 def analyse(audios: list[Audio | None], view: ViewParams, report: Report) -> Analysis:

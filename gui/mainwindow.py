@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QStyle, QWidget
 
-from ldmz.formats import LdmzError, LdmzFile
+from ldmz.formats import LdmzFile
 from ldmz.gui import actions, files, jobs
 from ldmz.gui.controls import ViewControls
 from ldmz.gui.panels import CodecPanel, InfoPanel, MetricsPanel, TagsPanel
@@ -19,7 +19,7 @@ from ldmz.gui.settings import AppSettings, ViewParams
 from ldmz.gui.statusbar import StatusBar
 from ldmz.gui.transport import TransportMixin
 from ldmz.gui.views import ComparisonView
-from ldmz.gui.worker import TaskPool, describe_error
+from ldmz.gui.worker import TaskPool
 from ldmz.gui.writing import WritingMixin
 
 
@@ -107,25 +107,24 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         if not as_original and not self._confirm_discard():
             return False
         if path.lower().endswith(".ldmz") and not as_original:
-            try:
-                f = LdmzFile.load(path)
-                size = jobs.file_size(path)
-            except (LdmzError, OSError) as e:
-                self.error(describe_error(e))
-                return False
-            self._reset(path)
-            self.ldmz, self.ldmz_size = f, size
-            self.info.show_ldmz(f, size, Path(path).name)
-            self.tags.set_tags(f.header.tags)
-            self.metrics.show_metrics(f, size, None)
-            self._sources_changed()
-            self.settings.add_recent(path)
-            self.decode_again()
+            # reading and verifying every checksum happens in the worker, never in this thread
+            self.tasks.start("codec", partial(jobs.open_ldmz, path), self._ldmz_opened,
+                             self._failed, self.status.progress)
         else:
             done = self._original_loaded if as_original else self._audio_loaded
             self.tasks.start("codec", partial(jobs.read, path), done, self._failed,
                              self.status.progress)
         return True
+
+    def _ldmz_opened(self, o: jobs.Opened) -> None:
+        self._reset(o.path)
+        self.ldmz, self.ldmz_size = o.ldmz, o.size
+        self.info.show_ldmz(o.ldmz, o.size, Path(o.path).name)
+        self.tags.set_tags(o.ldmz.header.tags)
+        self.metrics.show_metrics(o.ldmz, o.size, None)
+        self._sources_changed()
+        self.settings.add_recent(o.path)
+        self.decode_again()
 
     def _reset(self, path: str) -> None:
         self.tasks.cancel("codec")
@@ -188,6 +187,7 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
 
     def _decoded(self, coded: jobs.Coded) -> None:
         self.coded = coded
+        self.info.show_reconstruction(coded.vocoder)
         self.metrics.show_metrics(coded.ldmz, coded.size, coded.report)
         self._sources_changed()
 
@@ -223,7 +223,8 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
 
     def _analysed(self, a: jobs.Analysis) -> None:
         if self.coded:
-            rec = f"Reconstruction · {Path(self.coded.ldmz.header.model.id).name}"
+            rec = (f"Reconstruction · {Path(self.coded.ldmz.header.model.id).name} · "
+                   f"{self.coded.vocoder or '?'} vocoder")
         else:
             rec = "Reconstruction: " + ("decoding…" if self.ldmz else "Compress (Ctrl+R)")
         if self.orig:

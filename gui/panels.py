@@ -31,8 +31,11 @@ VOCODERS = (("", "Model default"), ("hifigan", "HiFi-GAN (model's own)"),
 METRIC_LABELS = {
     "snr": "SNR", "si_sdr": "SI-SDR", "lsd": "Log-spectral distance", "mel_l1": "Mel distance",
     "mr_stft": "Multi-res. STFT distance", "spectral_convergence": "Spectral convergence",
-    "pesq_wb": "PESQ (wide-band)", "stoi": "STOI", "visqol": "ViSQOL",
+    "pesq_wb": "PESQ (wide-band) · speech", "stoi": "STOI · speech", "visqol": "ViSQOL",
 }
+SPEECH_ONLY = {"pesq_wb", "stoi"}  # defined and validated on speech only
+SPEECH_NOTE = ("a speech metric: on music or other sounds it does not measure quality; "
+               "judge those by the mel and STFT distances and ViSQOL")
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
@@ -72,10 +75,17 @@ class InfoPanel(QWidget):
             ("Mel", f"{h.mel.n_mels} mels @ {h.mel.sample_rate} Hz, hop {h.mel.hop_length}"),
             ("Latent", f"{h.latent.channels} x {h.latent.frames} x {h.latent.freq_bins}, "
                        f"{len(h.chunks)} chunks"),
-            ("Vocoder", h.vocoder or "-"), ("Size", f"{size:,} bytes"),
+            ("Vocoder", f"{h.vocoder} (the file's default)" if h.vocoder else "-"),
+            ("Reconstruction", "not decoded yet"), ("Size", f"{size:,} bytes"),
             ("Writer", h.writer or "-"),
             *((f"Tag {k}", v) for k, v in sorted(h.tags.items())),
         ]
+        self.label.setText(_rows(self.pairs))
+
+    def show_reconstruction(self, vocoder: str) -> None:
+        """Say which vocoder made the reconstruction on screen."""
+        self.pairs = [(k, f"decoded with the {vocoder} vocoder" if k == "Reconstruction" else v)
+                      for k, v in self.pairs]
         self.label.setText(_rows(self.pairs))
 
     def show_audio(self, a: Audio, name: str) -> None:
@@ -217,8 +227,10 @@ class MetricsPanel(QTableWidget):
                          "↑ higher", "16-bit PCM at the source rate over the file size"))
         for m in getattr(report, "metrics", []):
             value = "n/a" if m.value is None else f"{m.value:.4g}"
+            note = "; ".join(x for x in (SPEECH_NOTE if m.name in SPEECH_ONLY else "",
+                                         m.reason or "") if x)
             rows.append((METRIC_LABELS.get(m.name, m.name), value, m.unit,
-                         "↑ higher" if m.higher_is_better else "↓ lower", m.reason or ""))
+                         "↑ higher" if m.higher_is_better else "↓ lower", note))
         if f is not None and report is None:
             rows.append(("Quality metrics", "n/a", "", "",
                          "no original to compare with: open the audio and compress it"))

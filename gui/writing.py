@@ -81,10 +81,14 @@ class WritingMixin:
                           "audio codec on AudioLDM2-style latents does to your sound.")
 
     def _confirm_discard(self) -> bool:
+        """Whether unsaved work may go: Save (then go on if it was saved), Discard or Cancel."""
         if not self.isWindowModified():
             return True
+        buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
-            self, "Unsaved .ldmz", "The compressed file is not saved. Discard it?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Discard
+            self, "Unsaved .ldmz", "The compressed file is not saved. Save it first?",
+            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+        if answer == buttons.Save:
+            self.save_ldmz()
+            return not self.isWindowModified()
+        return answer == buttons.Discard

@@ -23,17 +23,16 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from ldmz.codec.params import DecodeParams, EncodeParams  # noqa: E402
 from ldmz.formats import LdmzFile  # noqa: E402
-from ldmz.gui import analysis, crash, jobs, qtfix  # noqa: E402
+from ldmz.gui import analysis, crash, jobs  # noqa: E402
 from ldmz.gui.mainwindow import MainWindow  # noqa: E402
 from ldmz.gui.playback import Player  # noqa: E402
 from ldmz.gui.settings import AppSettings, ViewParams  # noqa: E402
 
-qtfix.apply()  # as the app does: PySide6 6.12.0 would otherwise crash a long test session
 SR = 22050
 MEL = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80,
        "fmin": 0.0, "fmax": 8000.0, "log_floor": 1e-05, "frontend": "hifigan"}
@@ -127,7 +126,7 @@ def dialogs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> AppSettings:
-    s = AppSettings(QSettings(str(tmp_path / "ldmz-gui.ini"), QSettings.Format.IniFormat))
+    s = AppSettings(str(tmp_path / "ldmz-gui.ini"))
     s.set_decode_params(DecodeParams(vocoder="griffinlim", griffinlim_iters=8))
     return s
 
@@ -167,8 +166,10 @@ def test_open_wav_fills_plots(qtbot: object, win: MainWindow, wav: Path, dialogs
 
 def test_open_ldmz_shows_header_and_decodes(qtbot: object, win: MainWindow, ldmz_path: Path,
                                             dialogs: list) -> None:
-    assert win.open_path(ldmz_path)
-    info = dict(win.info.pairs)  # shown at once, before the background decode
+    assert win.open_path(ldmz_path)  # read and verified in the worker, not this thread
+    qtbot.waitUntil(lambda: win.ldmz is not None, timeout=20000)
+    info = dict(win.info.pairs)  # shown before the background decode
+    assert info["Reconstruction"] == "not decoded yet"
     header = LdmzFile.load(ldmz_path).header
     q = header.quantizer.bits
     bits = str(q[0]) if len(set(q)) == 1 else "/".join(map(str, q))
@@ -182,20 +183,27 @@ def test_open_ldmz_shows_header_and_decodes(qtbot: object, win: MainWindow, ldmz
     assert win.views.panes[0].side is None and pane.image.image is not None
     values = win.metrics.values()
     assert float(values["Bitrate"]) > 0 and values["Quality metrics"] == "n/a"
+    # say which vocoder made what is on screen (the settings fixture decodes with Griffin-Lim)
+    assert dict(win.info.pairs)["Reconstruction"] == "decoded with the griffinlim vocoder"
+    assert pane.title.text.endswith("· griffinlim vocoder"), pane.title.text
 
 
 def test_opening_ldmz_does_not_import_torch(ldmz_path: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from PySide6.QtCore import QSettings\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
         "from ldmz.gui.mainwindow import MainWindow\n"
         "from ldmz.gui.settings import AppSettings\n"
         "MainWindow.decode_again = lambda self: None\n"
-        f"s = AppSettings(QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat))\n"
+        f"s = AppSettings({str(tmp_path / 's.ini')!r})\n"
         "w = MainWindow(s)\n"
         f"assert w.open_path({str(ldmz_path)!r})\n"
+        "import time\n"
+        "t = time.time()\n"
+        "while w.ldmz is None and time.time() - t < 30:\n"
+        "    app.processEvents()\n"
+        "    time.sleep(0.01)\n"
         "assert dict(w.info.pairs)['Tag title'] == 'Tone'\n"
         "print('torch' in sys.modules)\n"
         "w.close()\n"
@@ -218,7 +226,7 @@ def test_compress_round_trip_updates_metrics_and_saves(
     idle(qtbot, win, 60000)
     assert dialogs == []
     values = win.metrics.values()
-    for name in ("Bitrate", "Compression ratio", "SNR", "SI-SDR", "Mel distance", "STOI"):
+    for name in ("Bitrate", "Compression ratio", "SNR", "SI-SDR", "Mel distance", "STOI · speech"):
         float(values[name])  # a number, not n/a
     assert win.metrics.item(2, 3).text() in ("↑ higher", "↓ lower")
     assert win.isWindowModified()
@@ -354,10 +362,12 @@ def test_damaged_files_show_one_dialog(qtbot: object, win: MainWindow, ldmz_path
                                        tmp_path: Path, dialogs: list) -> None:
     bad = tmp_path / "bad.ldmz"
     bad.write_bytes(ldmz_path.read_bytes()[:-7])
-    assert not win.open_path(bad)
+    win.open_path(bad)
+    idle(qtbot, win)
     garbage = tmp_path / "noise.ldmz"
     garbage.write_bytes(b"RIFF" + bytes(100))
-    assert not win.open_path(garbage)
+    win.open_path(garbage)
+    idle(qtbot, win)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     win.open_path(broken)
@@ -388,24 +398,24 @@ def test_settings_persist(tmp_path: Path, qtbot: object, dialogs: list) -> None:
                        device="cpu", model="m", offline=True)
     view = ViewParams(spectrogram="linear", log_freq=False, n_fft=4096, db_floor=-90.0,
                       colormap="viridis")
-    s = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    s = AppSettings(path)
     assert s.encode_params() == EncodeParams() and s.view_params() == ViewParams()
     s.set_encode_params(enc)
     s.set_decode_params(dec)
     s.set_view_params(view)
-    s2 = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    s2 = AppSettings(path)
     assert (s2.encode_params(), s2.decode_params(), s2.view_params()) == (enc, dec, view)
     w = MainWindow(s2, Player(stream_factory=FakeFactory()))
     qtbot.addWidget(w)
     assert w.codec.bits.value() == 3 and w.view_controls.window.currentData() == 4096
     w.codec.bits.setValue(6)
     w.view_controls.cmap.setCurrentText("magma")
-    s3 = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    s3 = AppSettings(path)
     assert s3.encode_params().bits == 6 and s3.view_params().colormap == "magma"
 
 
 def test_recent_files(tmp_path: Path, wav: Path) -> None:
-    s = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    s = AppSettings(str(tmp_path / "s.ini"))
     s.add_recent(wav)
     s.add_recent(tmp_path / "gone.wav")
     s.add_recent(wav)
@@ -512,7 +522,7 @@ def test_original_for_comparison_measures(qtbot: object, win: MainWindow, ldmz_p
     win.open_path(wav, as_original=True)
     qtbot.waitUntil(lambda: "SNR" in win.metrics.values(), timeout=30000)
     idle(qtbot, win)
-    assert float(win.metrics.values()["STOI"]) <= 1 and win.views.diff_spec is not None
+    assert float(win.metrics.values()["STOI · speech"]) <= 1 and win.views.diff_spec is not None
     assert "tone.ldmz" in win.windowTitle() and dialogs == []
 
 
@@ -523,6 +533,109 @@ def test_many_signal_emits_are_survivable(qapp: object) -> None:
         ping = Signal()
 
     p = Pinger()
-    for _ in range(5000):  # PySide6 6.12.0 drops a reference to True on each (see qtfix)
+    for _ in range(5000):  # PySide6 6.12.0 (excluded in pyproject) dropped a ref to True
         p.ping.emit()
     assert sys.getrefcount(True) > 1000
+
+
+PAYLOAD_WRITER = """
+import os, sys
+from PySide6.QtCore import QSettings
+class Payload:
+    def __reduce__(self):
+        return (os.mkdir, (sys.argv[2],))
+s = QSettings(sys.argv[1], QSettings.Format.IniFormat)
+s.setValue("decode/vocoder", Payload())
+s.setValue("view/n_fft", Payload())
+s.setValue("files/recent", Payload())
+s.sync()
+"""
+QSETTINGS_READER = """
+import sys
+from PySide6.QtCore import QSettings
+s = QSettings(sys.argv[1], QSettings.Format.IniFormat)
+print(s.value("decode/vocoder"))
+"""
+
+
+def test_settings_never_unpickle(tmp_path: Path) -> None:
+    ini, marker = tmp_path / "ldmz-gui.ini", tmp_path / "payload-ran"
+
+    def run(code: str) -> None:
+        subprocess.run([sys.executable, "-c", code, str(ini), str(marker)], check=True,
+                       capture_output=True, timeout=60, env=dict(os.environ,
+                                                                 QT_QPA_PLATFORM="offscreen"))
+
+    run(PAYLOAD_WRITER)
+    assert "@Variant(" in ini.read_text(errors="replace") and not marker.exists()
+    s = AppSettings(ini)
+    assert (s.decode_params(), s.view_params(), s.recent_files()) == (
+        DecodeParams(), ViewParams(), [])
+    assert not marker.exists()  # read as plain strings: nothing was unpickled
+    s.set_encode_params(EncodeParams(bits=5))
+    assert AppSettings(ini).encode_params().bits == 5 and not marker.exists()
+    ini.unlink()
+    run(PAYLOAD_WRITER)
+    run(QSETTINGS_READER)  # the control: QSettings itself runs the payload
+    assert marker.is_dir()
+
+
+def test_version_and_open_filter(capsys: pytest.CaptureFixture) -> None:
+    from ldmz import __version__
+    from ldmz.codec.audio_io import AUDIO_SUFFIXES
+    from ldmz.gui import app, files
+
+    with pytest.raises(SystemExit) as e:
+        app.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"ldmz-gui {__version__}"
+    flt = files.open_filter()
+    for suffix in (".ldmz", ".opus", ".m4a", *AUDIO_SUFFIXES):
+        assert f"*{suffix}" in flt.split(";;")[0]
+
+
+def test_discard_prompt_offers_save(qtbot: object, win: MainWindow, wav: Path, tiny_model: Path,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    win.open_path(wav)
+    idle(qtbot, win)
+    win.codec.model.setCurrentText(str(tiny_model))
+    win.compress()
+    idle(qtbot, win)
+    assert win.isWindowModified()
+    asked: list[object] = []
+
+    def question(parent: object, title: str, text: str, buttons: object, default: object
+                 ) -> object:
+        asked.append(buttons)
+        return QMessageBox.StandardButton.Save
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    target = tmp_path / "kept.ldmz"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "")))
+    assert win.open_path(wav)  # Save, then go on
+    assert asked and asked[0] & QMessageBox.StandardButton.Save
+    assert asked[0] & QMessageBox.StandardButton.Discard and target.exists()
+    idle(qtbot, win)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
+    win.set_modified(True)
+    assert not win.open_path(wav)  # Save chosen, then the save dialog cancelled: stay
+
+
+def test_gui_metrics_are_ldmz_eval_metrics(qtbot: object, win: MainWindow, ldmz_path: Path,
+                                           wav: Path, capsys: pytest.CaptureFixture) -> None:
+    from ldmz.codec.cli import main as cli_main
+
+    win.dec = DecodeParams(vocoder="griffinlim")  # as `ldmz eval --vocoder griffinlim` decodes
+    win.open_path(ldmz_path)
+    idle(qtbot, win)
+    win.open_path(wav, as_original=True)
+    qtbot.waitUntil(lambda: "SNR" in win.metrics.values(), timeout=30000)
+    idle(qtbot, win)
+    gui = {m.name: m.value for m in win.coded.report.metrics}
+    capsys.readouterr()
+    assert cli_main(["eval", str(wav), str(ldmz_path), "--json", "--vocoder", "griffinlim"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["delay_samples"] == win.coded.report.delay_samples == 0
+    for m in cli["metrics"]:
+        if m["name"] in ("snr", "si_sdr", "mel_l1", "stoi"):
+            assert gui[m["name"]] == pytest.approx(m["value"], abs=1e-6), m["name"]

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+from ldmz.codec.audio_io import AUDIO_SUFFIXES
 from ldmz.codec.params import DecodeParams, EncodeParams
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a"}
 
 
 def _defaults(cls: type) -> dict:
@@ -200,7 +199,7 @@ def run_encode(args: argparse.Namespace) -> int:
             close()
         f.save(dst, overwrite=args.force)
 
-    return _batch(args, AUDIO_SUFFIXES, ".ldmz", convert)
+    return _batch(args, set(AUDIO_SUFFIXES), ".ldmz", convert)
 
 
 def run_decode(args: argparse.Namespace) -> int:
