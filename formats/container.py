@@ -40,7 +40,8 @@ PREAMBLE = struct.Struct("<4sBBHII")
 
 Source = str | os.PathLike | BinaryIO | bytes
 
-__all__ = ["MAGIC", "PREAMBLE", "VERSION_MAJOR", "VERSION_MINOR", "LdmzFile", "write_atomic"]
+__all__ = ["MAGIC", "PREAMBLE", "VERSION_MAJOR", "VERSION_MINOR", "LdmzFile", "header_end",
+           "read_header", "write_atomic"]
 
 
 def _name(src: object) -> str:
@@ -126,39 +127,12 @@ class LdmzFile:
 
     @classmethod
     def _open(cls, reader: _ChunkReader) -> LdmzFile:
-        name = reader.name
-        pre = reader.read(0, PREAMBLE.size)
-        if pre[:4] != MAGIC[: min(len(pre), 4)]:
-            raise FormatError(name, "not an ldmz file (wrong magic bytes)")
-        if len(pre) < PREAMBLE.size:
-            raise FormatError(name, f"truncated: {len(pre)} bytes, the preamble needs "
-                                    f"{PREAMBLE.size}")
-        magic, major, minor, flags, hlen, hcrc = PREAMBLE.unpack(pre)
-        if major != VERSION_MAJOR:
-            raise VersionError(name, f"format version {major}.{minor} is not supported; this "
-                                     f"reader supports version {VERSION_MAJOR}.x")
-        if flags != 0 or hlen > MAX_HEADER_BYTES:
-            raise FormatError(name, f"bad preamble (flags {flags}, header length {hlen}); "
-                                    f"the header limit is {MAX_HEADER_BYTES} bytes")
-        hbytes = reader.read(PREAMBLE.size, hlen)
-        if len(hbytes) < hlen:
-            raise FormatError(name, f"truncated inside the header: file ends at byte "
-                                    f"{PREAMBLE.size + len(hbytes)}, the header ends at "
-                                    f"{PREAMBLE.size + hlen}")
-        if crc32(pre[:12], hbytes) != hcrc:
-            raise ChecksumError(name, "header checksum mismatch (the file is damaged)")
-        try:
-            raw = _unpack_header(hbytes)
-        except (ValueError, msgpack.UnpackException) as e:
-            why = " ".join(str(e).split())[:200] or type(e).__name__
-            raise FormatError(name, f"header is not valid msgpack ({why})") from e
-        header = header_from_dict(raw, name)
-        reader.data_start = PREAMBLE.size + hlen
+        header = _read_header(reader)
         expected = reader.data_start + header.data_size
         if reader.size != expected:
             what = "truncated" if reader.size < expected else "has trailing bytes"
-            raise FormatError(name, f"{what}: {reader.size} bytes on disk, header describes "
-                                    f"{expected}")
+            raise FormatError(reader.name, f"{what}: {reader.size} bytes on disk, header "
+                                           f"describes {expected}")
         return cls(header, None, _reader=reader)
 
     def _blob(self, i: int) -> bytes:
@@ -244,6 +218,64 @@ class LdmzFile:
         h = self.header
         return (f"LdmzFile({self.name!r}, model={h.model.id!r}, {h.duration:.2f}s, "
                 f"{h.source.channels}ch, {len(h.chunks)} chunks)")
+
+
+
+def _read_header(reader: _ChunkReader) -> Header:
+    """Check the preamble and parse the header; sets ``reader.data_start``."""
+    name = reader.name
+    pre = reader.read(0, PREAMBLE.size)
+    end = header_end(pre, name)
+    if end is None:
+        raise FormatError(name, f"truncated: {len(pre)} bytes, the preamble needs "
+                                f"{PREAMBLE.size}")
+    hlen, hcrc = end - PREAMBLE.size, PREAMBLE.unpack(pre)[5]
+    hbytes = reader.read(PREAMBLE.size, hlen)
+    if len(hbytes) < hlen:
+        raise FormatError(name, f"truncated inside the header: file ends at byte "
+                                f"{PREAMBLE.size + len(hbytes)}, the header ends at "
+                                f"{PREAMBLE.size + hlen}")
+    if crc32(pre[:12], hbytes) != hcrc:
+        raise ChecksumError(name, "header checksum mismatch (the file is damaged)")
+    try:
+        raw = _unpack_header(hbytes)
+    except (ValueError, msgpack.UnpackException) as e:
+        why = " ".join(str(e).split())[:200] or type(e).__name__
+        raise FormatError(name, f"header is not valid msgpack ({why})") from e
+    header = header_from_dict(raw, name)
+    reader.data_start = PREAMBLE.size + hlen
+    return header
+
+
+def read_header(prefix: bytes, name: str = "<bytes>") -> tuple[Header, int]:
+    """The verified header of a file from its first bytes, and the offset of its data section.
+
+    ``prefix`` needs only the preamble and the header (the chunks may be absent), so a stream
+    reader can learn duration, channels, rate and tags before the rest arrives. Raises
+    FormatError (wrong magic, damage, or too few bytes: :func:`header_end` says how many).
+    """
+    reader = _ChunkReader(name, memory=memoryview(bytes(prefix)))
+    return _read_header(reader), reader.data_start
+
+
+def header_end(prefix: bytes, name: str = "<bytes>") -> int | None:
+    """How many leading bytes :func:`read_header` needs (None: fewer than a preamble so far).
+
+    Raises FormatError as soon as the bytes cannot start an ldmz file (magic, version, flags,
+    header length), so a stream reader can refuse before buffering anything more.
+    """
+    if prefix[:4] != MAGIC[:min(len(prefix), 4)]:
+        raise FormatError(name, "not an ldmz file (wrong magic bytes)")
+    if len(prefix) < PREAMBLE.size:
+        return None
+    _, major, minor, flags, hlen, _ = PREAMBLE.unpack(prefix[:PREAMBLE.size])
+    if major != VERSION_MAJOR:
+        raise VersionError(name, f"format version {major}.{minor} is not supported; this "
+                                 f"reader supports version {VERSION_MAJOR}.x")
+    if flags != 0 or hlen > MAX_HEADER_BYTES:
+        raise FormatError(name, f"bad preamble (flags {flags}, header length {hlen}); "
+                                f"the header limit is {MAX_HEADER_BYTES} bytes")
+    return PREAMBLE.size + hlen
 
 
 def _unpack_header(hbytes: bytes) -> object:
