@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -19,6 +20,11 @@ class AudioError(LdmzError, ValueError):
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 # every audio suffix read_audio takes (libsndfile, then librosa/audioread): the one list
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a")
+# sample formats of written files (libsndfile subtypes); FLAC has no float
+SAMPLE_FORMATS = {"f32": "FLOAT", "s24": "PCM_24", "s16": "PCM_16"}
+# tags libsndfile reads and writes in WAV (LIST INFO), FLAC and Ogg (Vorbis comments), MP3 (ID3)
+TAG_KEYS = ("title", "artist", "album", "genre", "comment", "date", "tracknumber", "copyright",
+            "license")
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -73,6 +79,37 @@ def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray],
                              f"damaged") from e
 
     return read, info.channels, int(info.samplerate)
+
+
+def read_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
+    """The source's tags (FLAC/Vorbis comments, ID3, WAV INFO) among TAG_KEYS; {} if none."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(src) as f:
+            found = f.copy_metadata()
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return {}
+    finally:
+        if hasattr(src, "seek"):
+            src.seek(0)
+    return {k: str(found[k]).replace("\0", " ")[:4096] for k in TAG_KEYS
+            if str(found.get(k, "")).strip()}
+
+
+def read_audio_bytes(data: bytes, name: str = "-") -> tuple[np.ndarray, int]:
+    """Decode audio held in memory (standard input): float32 (channels, samples) and its rate."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        why = getattr(e, "error_string", "") or str(e)
+        raise AudioError(f"{name}: cannot decode audio from a stream ({why.rstrip('.')}); pipe "
+                         f"WAV, FLAC, Ogg or MP3, e.g. ffmpeg -i IN -f wav -") from e
+    return np.ascontiguousarray(y.T), int(sr)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -136,10 +173,17 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
                             axis=-1).astype(np.float32, copy=False)
 
 
-def _check_target(path: Path, overwrite: bool) -> tuple[str, str]:
+def _check_target(path: Path, overwrite: bool, subtype: str | None) -> tuple[str, str]:
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise AudioError(f"{path}: can only write .wav or .flac; change the output suffix")
+    if subtype:
+        fmt = (fmt[0], SAMPLE_FORMATS.get(subtype, subtype))
+        import soundfile as sf
+
+        if not sf.check_format(*fmt):
+            raise AudioError(f"{path}: {fmt[0]} cannot hold {subtype} samples; choose another "
+                             f"sample format ({', '.join(SAMPLE_FORMATS)}) or suffix")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
     return fmt
@@ -155,8 +199,13 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int,
 
 
 def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int,
-                       channels: int, overwrite: bool = False) -> None:
-    """Write blocks of float audio (samples, channels) to WAV/FLAC atomically, clipped to +-1.
+                       channels: int, overwrite: bool = False, subtype: str | None = None,
+                       tags: Mapping[str, str] | None = None) -> None:
+    """Write blocks of float audio (samples, channels) to WAV/FLAC atomically.
+
+    ``subtype`` is a SAMPLE_FORMATS key or a libsndfile subtype (default 16-bit PCM); integer
+    formats are clipped to +-1, float is written as it is. ``tags`` among TAG_KEYS are written
+    as the format's tags (WAV INFO, FLAC Vorbis comments); other keys are left out.
 
     The data goes to a temporary file in the same folder that is renamed into place (linked,
     when not overwriting, so a file that appeared meanwhile is never replaced) and is removed
@@ -165,14 +214,18 @@ def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr
     import soundfile as sf
 
     path = Path(path)
-    fmt = _check_target(path, overwrite)
+    fmt = _check_target(path, overwrite, subtype)
+    is_float = fmt[1] in ("FLOAT", "DOUBLE")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=channels, format=fmt[0],
                           subtype=fmt[1]) as f:
+            for k, v in (tags or {}).items():
+                if k in TAG_KEYS and v:
+                    setattr(f, k, v)
             for block in blocks:
-                f.write(np.clip(block, -1.0, 1.0))
+                f.write(block if is_float else np.clip(block, -1.0, 1.0))
         if overwrite:
             os.replace(tmp, path)
         else:

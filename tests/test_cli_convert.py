@@ -113,7 +113,8 @@ def test_recursive_folder(tiny_audioldm: Path, tmp_path: Path, capsys) -> None: 
     assert sorted(p.name for p in out.iterdir()) == ["x.ldmz", "y.ldmz"]
     rc = main(["decode", str(out), "-r", "--format", "flac", "-q"])
     assert rc == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["x.flac", "x.ldmz", "y.flac", "y.ldmz"]
+    assert sorted(p.name for p in out.iterdir()) == ["x.ldmz", "x.ldmz.flac", "y.ldmz",
+                                                     "y.ldmz.flac"]
     assert _no_temp_files(tmp_path)
 
 

@@ -68,10 +68,15 @@ def test_damaged_file_one_line_and_continue(tmp_path: Path, good: Path,
     rc = main(["info", "--json", str(bad), str(good), str(missing), str(text), str(good)])
     out, err = capsys.readouterr()
     assert rc == 1
-    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(good)] * 2
+    shown = [json.loads(line) for line in out.splitlines()]
+    assert [s["file"] for s in shown] == [str(bad), str(good), str(good)]
+    assert not shown[0]["checksums_ok"] and shown[1]["checksums_ok"]
+    assert [d["chunk"] for d in shown[0]["damaged_chunks"]] == [3]  # the intact header, then
+    assert shown[0]["duration_s"] == 2.0 and shown[1]["damaged_chunks"] == []
     lines = err.splitlines()
     assert len(lines) == 3 and "Traceback" not in err
-    assert lines[0].startswith(f"{bad}: ") and "chunk" in lines[0] and "checksum" in lines[0]
+    assert lines[0].startswith(f"{bad}: ") and "chunk 3" in lines[0] and "checksum" in lines[0]
+    assert "--salvage" in lines[0]
     assert lines[1].startswith(f"{missing}: ")
     assert lines[2].startswith(f"{text}: ") and "not an ldmz file" in lines[2]
 
@@ -87,7 +92,7 @@ def test_every_byte_flip_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtu
         paths.append(str(p))
     assert main(["info", *paths]) == 1
     out, err = capsys.readouterr()
-    assert out == ""
+    assert out.count("checksums    DAMAGED: 1 chunk of 1") == out.count("  duration  ")
     lines = err.splitlines()
     assert len(lines) == len(paths)
     assert all(line.startswith(f"{p}: ") for line, p in zip(lines, paths, strict=True))

@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
-    "info": "ldmz.codec.cli.info",
     "encode": "ldmz.codec.cli.convert",
     "decode": "ldmz.codec.cli.convert",
+    "info": "ldmz.codec.cli.info",
     "eval": "ldmz.codec.cli.evaluate",
     "demo": "ldmz.codec.cli.evaluate",
-    "train": "ldmz.codec.cli.train",
     "bench": "ldmz.codec.cli.bench",
+    "train": "ldmz.codec.cli.train",
     "plugins": "ldmz.codec.cli.plugins",
+    "completion": "ldmz.codec.cli.shell",
+    "help": "ldmz.codec.cli.shell",
 }
+
+EPILOG = """examples:
+  ldmz song.flac                  encode to song.ldmz (the direction follows the suffix)
+  ldmz song.ldmz                  decode to song.ldmz.wav (never onto the encode's source)
+  ldmz help encode                the options of one command
+
+`ldmz FILE...` without a command encodes audio and decodes .ldmz files."""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; shows defaults where the help text asks for them."""
+
+
+def sub_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str,
+               examples: Sequence[tuple[str, str]]) -> argparse.ArgumentParser:
+    """A sub-command parser with a description and an examples epilog (command, what it does)."""
+    width = max(len(cmd) for cmd, _ in examples) + 2
+    epilog = "examples:\n" + "\n".join(f"  {cmd:<{width}}{what}" for cmd, what in examples)
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=Formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,23 +49,69 @@ def build_parser() -> argparse.ArgumentParser:
     from ldmz import __version__
 
     p = argparse.ArgumentParser(
-        prog="ldmz",
+        prog="ldmz", formatter_class=Formatter,
         description="Neural audio codec on AudioLDM2-style mel VAE latents.",
-        epilog="`ldmz FILE...` converts by suffix: audio -> .ldmz, .ldmz -> .wav.",
+        epilog=EPILOG,
     )
-    p.add_argument("--version", action="version", version=f"ldmz {__version__}")
+    p.add_argument("--version", action="version", version=f"ldmz {__version__}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(mod).add_parser(sub)
     return p
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def _looks_like_file(word: str) -> bool:
+    return word == "-" or os.path.sep in word or "." in word or os.path.exists(word)
+
+
 def _infer_command(argv: list[str]) -> list[str]:
-    """`ldmz IN...` without a sub-command: pick encode or decode from the first file's suffix."""
-    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS or argv[0] == "help":
+    """`ldmz IN...` without a sub-command: pick encode or decode from the first file's suffix.
+
+    A word that is neither a command nor looks like a file (``ldmz ecnode``) is kept as the
+    command, so the parser can say which command was meant.
+    """
+    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS:
         return argv
-    first = next((a for a in argv if not a.startswith("-")), "")
+    if not _looks_like_file(argv[0]):
+        return argv
+    first = next((a for a in argv if not a.startswith("-") or a == "-"), "")
     return ["decode" if first.lower().endswith(".ldmz") else "encode", *argv]
+
+
+def _unknown_command(parser: argparse.ArgumentParser, word: str) -> int:
+    near = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.5)
+    hint = f"; did you mean `ldmz {near[0]}`?" if near else \
+        f"; the commands are {', '.join(COMMANDS)} (or give a file)"
+    parser.print_usage(sys.stderr)
+    print(f"ldmz: error: '{word}' is not an ldmz command nor an existing file{hint}",
+          file=sys.stderr)
+    return 2
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse; an unknown option is reported with the usage of its sub-command, not ldmz's."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = subs.choices.get(args.command or "", parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``ldmz info | head``): stop quietly, as cat does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141  # 128 + SIGPIPE, as the shell reports a process killed by it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,12 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args_list = _infer_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
+        return _unknown_command(parser, args_list[0])
+    args = _parse(parser, args_list)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.run(args))
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (LdmzError, OSError) as e:
         print(f"ldmz {args.command}: {e}", file=sys.stderr)
         return 1

@@ -9,40 +9,52 @@ import sys
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `bench`."""
     from ldmz.codec.bench.plan import METRIC_CHOICES, NORMALIZATIONS, BenchParams
+    from ldmz.codec.cli import sub_parser
 
     d = BenchParams()
-    p = sub.add_parser(
-        "bench", help="benchmark models, vocoders, bit depths, Opus and MP3 on a corpus",
+    p = sub_parser(
+        sub, "bench", help="benchmark models, vocoders, bit depths, Opus and MP3 on a corpus",
         description="Run every available model x vocoder x bit depth, Opus and MP3 at matched "
                     "rates, vocoder ceilings, front-end normalizations and a post-filter over "
                     "CORPUS_DIR/<category>/*.flac; write results.md, results.csv, "
-                    "results_clips.csv and PNG plots.")
-    p.add_argument("corpus", metavar="CORPUS_DIR")
-    p.add_argument("--out", default="bench-results", help="output folder (default: %(default)s)")
+                    "results_clips.csv and PNG plots.",
+        examples=[("ldmz bench bench/corpus --out results/", "the full matrix"),
+                  ("ldmz bench bench/corpus --quick --bits 2", "a smoke test in minutes")])
+    p.add_argument("corpus", metavar="CORPUS_DIR",
+                   help="folder of <category>/*.flac clips")
+    p.add_argument("--out", default="bench-results", metavar="DIR",
+                   help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true",
                    help="one short clip per category and a reduced sweep (smoke test)")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help="model names or folders (default: every available model)")
-    p.add_argument("--visqol", action="store_true", help="also compute ViSQOL (slow)")
-    p.add_argument("--bits", nargs="+", type=int, default=list(d.bits), metavar="N")
-    p.add_argument("--opus", nargs="+", type=float, default=list(d.opus_kbps), metavar="KBPS")
-    p.add_argument("--mp3", nargs="+", type=float, default=list(d.mp3_kbps), metavar="KBPS")
+    p.add_argument("--visqol", action="store_true",
+                   help="also compute ViSQOL (slow; off by default, as in `ldmz eval`)")
+    p.add_argument("--bits", nargs="+", type=int, default=list(d.bits), metavar="N",
+                   help="bit depths to run (default: %(default)s)")
+    p.add_argument("--opus", nargs="+", type=float, default=list(d.opus_kbps), metavar="KBPS",
+                   help="Opus bitrates to compare (default: %(default)s)")
+    p.add_argument("--mp3", nargs="+", type=float, default=list(d.mp3_kbps), metavar="KBPS",
+                   help="MP3 bitrates to compare (default: %(default)s)")
     p.add_argument("--normalizations", nargs="*", default=list(NORMALIZATIONS),
-                   choices=NORMALIZATIONS)
+                   choices=NORMALIZATIONS, help="front-end normalizations to compare "
+                                                "(default: all)")
     p.add_argument("--postfilter", default=d.postfilter, choices=("gauss", "median", ""),
                    help="post-filter row ('' for none; default: %(default)s)")
     p.add_argument("--precision", default=d.precision, choices=("bf16", "fp32"),
                    help="VAE decoder + HiFi-GAN precision (default: %(default)s)")
-    p.add_argument("--griffinlim-iters", type=int, default=d.griffinlim_iters)
-    p.add_argument("--max-seconds", type=float, default=0.0, help="cut clips to this length")
+    p.add_argument("--griffinlim-iters", type=int, default=d.griffinlim_iters, metavar="N",
+                   help="Griffin-Lim iterations (default: %(default)s)")
+    p.add_argument("--max-seconds", type=float, default=0.0, metavar="SECONDS",
+                   help="cut clips to this length (default: whole clips)")
     p.add_argument("--keep-channels", action="store_true",
                    help="code every channel (default: mix clips to mono; channels are coded "
                         "independently, so this doubles the time of stereo clips for little news)")
     p.add_argument("--metrics", nargs="+", default=list(d.metrics), choices=METRIC_CHOICES,
                    help="quality metrics (default: %(default)s; --visqol adds ViSQOL)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes running (clip, row) jobs (default: one per core; 0: inline)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="torch threads per process (default: 1)")
     p.set_defaults(run=run)
 
@@ -54,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ldmz.codec.bench.plan import BenchParams, plan
     from ldmz.codec.bench.report import write_all
     from ldmz.codec.bench.run import run as run_bench
+    from ldmz.codec.cli import plural
 
     if not 1 <= min(args.bits) <= max(args.bits) <= 8:
         print("ldmz bench: --bits must lie in 1..8", file=sys.stderr)
@@ -77,6 +90,6 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(1 for r in res.records if r["error"])
     for path in write_all(res, args.out):
         print(path)
-    print(f"{pl.jobs} runs ({failed} failed) on {len(pl.clips)} clips in "
+    print(f"{plural(pl.jobs, 'run')} ({failed} failed) on {plural(len(pl.clips), 'clip')} in "
           f"{res.runtime_s / 60:.1f} min")
     return 0

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from ldmz.codec.audio_io import AUDIO_SUFFIXES
+from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
 from ldmz.codec.params import DecodeParams, EncodeParams
+
+TAG_OPTIONS = ("title", "artist", "album", "genre", "comment")  # as ldmzenc (GStreamer) takes
+STDIO = Path("-")  # `-`: standard input as IN, standard output as -o (./- is a file named -)
 
 
 def _defaults(cls: type) -> dict:
@@ -42,46 +45,88 @@ def _vocoder(text: str) -> str:
     return text
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="IN")
-    p.add_argument("-o", "--output", metavar="OUT_or_DIR",
-                   help="output file (one input) or folder (default: next to each input)")
+def _common(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help=f"{what} files, folders (with -r), or - for standard input")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (one input), folder, or - for standard output "
+                        "(default: next to each input)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into folders")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model runs (default: %(default)s, a GPU when torch sees one)")
     p.add_argument("--offline", action="store_true",
                    help="use only the local Hugging Face cache (also HF_HUB_OFFLINE=1)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no line per file, no progress bar (progress shows only on a terminal)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `encode` and `decode`."""
+    from ldmz.codec.cli import sub_parser
+    from ldmz.codec.cli.sink import PEAK_MODES
+
     e, d = _defaults(EncodeParams), _defaults(DecodeParams)
-    pe = sub.add_parser("encode", help="audio -> .ldmz")
-    _common(pe)
-    pe.add_argument("--model", default=e["model"], help=f"model name or folder ({e['model']})")
-    pe.add_argument("--bits", type=int, default=e["bits"], choices=range(1, 9), metavar="B",
-                    help=f"bits of the widest latent channel, 1..8 ({e['bits']})")
+    pe = sub_parser(
+        sub, "encode", help="audio -> .ldmz",
+        description="Encode audio (WAV, FLAC, Ogg, MP3, Opus, AIFF, M4A; any rate and channel "
+                    "count) to .ldmz. The source's tags are carried into the header. One line "
+                    "per file reports duration, size, bitrate and speed.",
+        examples=[("ldmz encode song.flac", "-> song.ldmz, tags included"),
+                  ("ffmpeg -i in.m4a -f wav - | ldmz encode - -o in.ldmz --artist 'X'",
+                   "from a pipe, setting a tag")])
+    _common(pe, "audio")
+    pe.add_argument("--model", default=e["model"], metavar="NAME",
+                    help="model name or folder (default: %(default)s)")
+    pe.add_argument("--bits", type=int, default=e["bits"], choices=range(1, 9), metavar="N",
+                    help="bits of the widest latent channel, 1..8 (default: %(default)s)")
     pe.add_argument("--chunk-seconds", type=_positive(float), default=e["chunk_seconds"],
-                    metavar="S", help=f"seconds per chunk ({e['chunk_seconds']:g})")
+                    metavar="SECONDS", help="seconds per chunk, the unit of seeking and of "
+                                            "damage (default: %(default)g)")
     pe.add_argument("--vocoder", default=e["vocoder"], type=_vocoder, metavar="NAME",
                     help="default vocoder stored in the file: hifigan, universal, griffinlim "
                          "or an installed plug-in (default: the model's own)")
-    for tag in ("title", "artist", "comment"):
-        pe.add_argument(f"--{tag}", help=f"{tag} tag (UTF-8)")
+    for tag in TAG_OPTIONS:
+        pe.add_argument(f"--{tag}", metavar="TEXT",
+                        help=f"set the {tag} tag (UTF-8; replaces the source's)")
+    pe.add_argument("--no-source-tags", action="store_true",
+                    help="do not carry the source's tags (FLAC/Vorbis comments, ID3, WAV INFO)")
     pe.set_defaults(run=run_encode)
-    pd = sub.add_parser("decode", help=".ldmz -> audio (WAV, or FLAC by suffix)")
-    _common(pd)
+    pd = sub_parser(
+        sub, "decode", help=".ldmz -> audio (WAV, or FLAC by suffix)",
+        description="Decode .ldmz files to WAV (32-bit float by default: nothing clips) or "
+                    "FLAC. Without -o, song.ldmz becomes song.ldmz.wav, so a decode never "
+                    "lands on the audio the file was encoded from. Tags are written back. The "
+                    "peak is measured: integer output that would clip is lowered to "
+                    f"{-1:d} dBFS (--peak), and overs kept in float are reported.",
+        examples=[("ldmz decode song.ldmz", "-> song.ldmz.wav (float WAV, tags kept)"),
+                  ("ldmz decode song.ldmz -o - | aplay", "play from a pipe"),
+                  ("ldmz decode --salvage broken.ldmz -o saved.flac",
+                   "damaged chunks become named silences")])
+    _common(pd, ".ldmz")
     pd.add_argument("--vocoder", default=d["vocoder"], type=_vocoder, metavar="NAME",
                     help="hifigan (the model's own), universal, griffinlim or an installed "
                          "plug-in (`ldmz plugins`; default: the file's)")
-    pd.add_argument("--sr", type=_positive(int), default=d["sr"],
-                    help="output rate (default: source's)")
-    pd.add_argument("--model", default=d["model"], help="decode with this model instead")
-    pd.add_argument("--griffinlim-iters", type=_positive(int), default=d["griffinlim_iters"])
-    pd.add_argument("--precision", choices=("fp32", "bf16"), default=d["precision"])
+    pd.add_argument("--sr", type=_positive(int), default=d["sr"], metavar="RATE",
+                    help="output sample rate in Hz (default: the source's)")
+    pd.add_argument("--model", default=d["model"], metavar="NAME",
+                    help="decode with this model (name or folder) instead of the file's")
+    pd.add_argument("--griffinlim-iters", type=_positive(int), default=d["griffinlim_iters"],
+                    metavar="N", help="Griffin-Lim iterations (default: %(default)s)")
+    pd.add_argument("--precision", choices=("fp32", "bf16"), default=d["precision"],
+                    help="VAE decoder and HiFi-GAN precision (default: %(default)s)")
     pd.add_argument("--format", choices=("wav", "flac"), default="wav",
-                    help="output format when -o is a folder or absent")
+                    help="container when -o is a folder, - or absent (default: %(default)s)")
+    pd.add_argument("--sample-format", choices=tuple(SAMPLE_FORMATS), default=None,
+                    help="f32 (float), s24 or s16 (default: f32 for WAV, s24 for FLAC, which "
+                         "has no float)")
+    pd.add_argument("--peak", choices=PEAK_MODES, default="auto",
+                    help="auto: lower integer output that would clip to -1 dBFS, keep float "
+                         "as decoded; keep: never change the level (integer output clips); "
+                         "normalize: scale every file to a -1 dBFS peak (default: %(default)s)")
+    pd.add_argument("--salvage", action="store_true",
+                    help="decode a damaged file: intact chunks as usual, damaged ones as "
+                         "silence, each named on stderr (as flac -F)")
     pd.set_defaults(run=run_decode)
 
 
@@ -89,7 +134,9 @@ def _collect(inputs: list[str], recursive: bool, suffixes: set[str]) -> list[Pat
     out = []
     for s in inputs:
         p = Path(s)
-        if p.is_dir():
+        if s == "-":
+            out.append(STDIO)
+        elif p.is_dir():
             if not recursive:
                 raise IsADirectoryError(f"{p}: is a folder (use -r to convert its files)")
             out += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes and q.is_file())
@@ -98,13 +145,18 @@ def _collect(inputs: list[str], recursive: bool, suffixes: set[str]) -> list[Pat
     return out
 
 
-def _target(src: Path, output: str | None, suffix: str, many: bool) -> Path:
+def _target(src: Path, output: str | None, suffix: str, many: bool) -> Path | None:
+    """Where ``src`` goes (None: standard output). A decode keeps the whole input name
+    (song.ldmz -> song.ldmz.wav), so it never aims at the audio the encode came from."""
+    name = src.name + suffix if suffix != ".ldmz" else src.stem + suffix
+    if output == "-" or (output is None and src == STDIO):
+        return None
     if output is None:
-        return src.with_suffix(suffix)
+        return src.with_name(name)
     o = Path(output)
     if o.is_dir() or many or output.endswith(("/", "\\")):
         o.mkdir(parents=True, exist_ok=True)
-        return o / (src.stem + suffix)
+        return o / name
     return o
 
 
@@ -115,6 +167,8 @@ def message(src: Path, e: BaseException) -> str:
     text = " ".join(str(e).split())
     if isinstance(e, VersionError):
         text += "; read it with an ldmz that supports that version, or re-encode it"
+    elif isinstance(e, FormatError) and "chunk" in text:
+        text += "; `ldmz decode --salvage` decodes the intact chunks, or re-encode it"
     elif isinstance(e, FormatError):
         text += "; the file is damaged or not a .ldmz file: re-encode it from the source audio"
     elif isinstance(e, OSError) and not isinstance(e, LdmzError | FileExistsError) \
@@ -127,7 +181,13 @@ def message(src: Path, e: BaseException) -> str:
     return text if str(src) in text or isinstance(e, FileExistsError) else f"{src}: {text}"
 
 
-def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, convert) -> int:  # noqa: ANN001
+def _exists(src: Path, dst: Path) -> str:
+    """Why ``dst`` is refused; --force is suggested only where it cannot destroy a source."""
+    return f"{dst}: already exists (use --force to overwrite)"
+
+
+def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, convert,  # noqa: ANN001
+           exists=_exists) -> int:  # noqa: ANN001
     from tqdm import tqdm
 
     files = _collect(args.inputs, args.recursive, suffixes)
@@ -135,21 +195,29 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, conver
         raise FileNotFoundError(f"{', '.join(args.inputs)}: no {'/'.join(sorted(suffixes))} "
                                 f"files there")
     many = len(files) > 1 or any(Path(s).is_dir() for s in args.inputs)
+    if args.output == "-" and many:
+        raise ValueError("-o -: standard output takes one input; give a folder for several")
     out = Path(args.output) if args.output else None
     if many and out is not None and not out.is_dir() and out.suffix.lower() in (
             out_suffix, ".ldmz", ".wav", ".flac"):
         raise NotADirectoryError(f"{out}: -o names a file, but there are several inputs; "
                                  f"give a folder")
     failed = 0
-    bar = tqdm(files, unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
+    bar = tqdm(files, unit="file", file=sys.stderr,
+               disable=args.quiet or len(files) < 2 or not sys.stderr.isatty())
     for src in bar:
         dst = _target(src, args.output, out_suffix, many)
         try:
-            if dst.exists() and not args.force:
-                raise FileExistsError(f"{dst}: already exists (use --force to overwrite)")
-            if dst.resolve() == src.resolve():
+            if dst is None and sys.stdout.isatty():
+                raise ValueError(f"{src}: will not write binary data to a terminal; give "
+                                 f"-o FILE or pipe the output")
+            if dst is not None and dst.exists() and not args.force:
+                raise FileExistsError(exists(src, dst))
+            if dst is not None and src != STDIO and dst.resolve() == src.resolve():
                 raise FileExistsError(f"{dst}: output would replace its input; use -o")
             convert(src, dst)
+        except BrokenPipeError:
+            raise
         except Exception as e:  # noqa: BLE001 - one line per bad file, then go on
             failed += 1
             tqdm.write(message(src, e), file=sys.stderr)
@@ -171,6 +239,29 @@ def _bar(args: argparse.Namespace, what: str):  # noqa: ANN202 - (callback, clos
     return update, bar.close
 
 
+def _say(args: argparse.Namespace, line: str, always: bool = False) -> None:
+    """A line on stderr (where progress goes too; stdout may be carrying audio)."""
+    if always or not args.quiet:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+
+
+def _size(n: int) -> str:
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= k:
+            return f"{n / k:.1f} {unit}"
+    return f"{n} B"
+
+
+def done_line(src: Path, dst: Path | None, seconds: float, size: int, kbps: float | None,
+              elapsed: float, extra: str = "") -> str:
+    """``IN -> OUT: duration, size, bitrate, speed``: one line per converted file."""
+    speed = f"{seconds / elapsed:.1f}x real time" if elapsed > 0 else "-"
+    rate = f"{kbps:.2f} kbps" if kbps is not None else "- kbps"
+    return f"{src} -> {dst or '-'}: {seconds:.2f} s, {_size(size)}, {rate}, {speed}{extra}"
+
+
 def encode_params(args: argparse.Namespace) -> EncodeParams:
     """The EncodeParams that parsed `ldmz encode` arguments ask for."""
     return EncodeParams(model=args.model, bits=args.bits, chunk_seconds=args.chunk_seconds,
@@ -184,40 +275,115 @@ def decode_params(args: argparse.Namespace) -> DecodeParams:
                         offline=args.offline)
 
 
+def _check_device(device: str) -> None:
+    """Refuse an absent CUDA device once, before any file (one line, not one per file)."""
+    if device != "auto":
+        from ldmz.codec.models import resolve_device
+
+        resolve_device(device)
+
+
 def run_encode(args: argparse.Namespace) -> int:
     """Encode every input; a bad file is reported and skipped; rc 1 if any failed."""
-    from ldmz.codec.api import encode_file
+    import io
+    import time
 
+    from ldmz.codec.api import encode, encode_file
+    from ldmz.codec.audio_io import read_audio_bytes, read_tags
+
+    _check_device(args.device)
     params = encode_params(args)
-    tags = {k: getattr(args, k) for k in ("title", "artist", "comment") if getattr(args, k)}
+    given = {k: getattr(args, k) for k in TAG_OPTIONS if getattr(args, k)}
 
-    def convert(src: Path, dst: Path) -> None:
+    def convert(src: Path, dst: Path | None) -> None:
         progress, close = _bar(args, src.name)
+        t0 = time.perf_counter()
         try:
-            f = encode_file(src, params, tags, progress)
+            if src == STDIO:
+                data = sys.stdin.buffer.read()
+                tags = {} if args.no_source_tags else read_tags(io.BytesIO(data))
+                audio, sr = read_audio_bytes(data)
+                f = encode(audio, sr, params, {**tags, **given}, progress)
+            else:
+                tags = {} if args.no_source_tags else read_tags(src)
+                f = encode_file(src, params, {**tags, **given}, progress)
         finally:
             close()
-        f.save(dst, overwrite=args.force)
+        blob = f.to_bytes()
+        if dst is None:
+            sys.stdout.buffer.write(blob)
+            sys.stdout.buffer.flush()
+        else:
+            f.save(dst, overwrite=args.force)
+        dur = f.header.duration
+        kbps = len(blob) * 8 / dur / 1000 if dur > 0 else 0.0
+        _say(args, done_line(src, dst, dur, len(blob), kbps, time.perf_counter() - t0))
 
     return _batch(args, set(AUDIO_SUFFIXES), ".ldmz", convert)
 
 
+def _decode_exists(src: Path, dst: Path) -> str:
+    """A target with the length, rate and channels of the file's source may be that source."""
+    try:
+        import soundfile as sf
+
+        from ldmz.formats import LdmzFile
+
+        s = LdmzFile.load(src, lazy=True).header.source
+        i = sf.info(str(dst))
+        if (i.frames, i.samplerate, i.channels) == (s.samples, s.sample_rate, s.channels):
+            return (f"{dst}: already exists, with the length, rate and channels of the audio "
+                    f"{src.name} was made from: it may be the original; decode to another "
+                    f"name with -o")
+    except Exception:  # noqa: BLE001 - not audio, or src unreadable: the plain message
+        pass
+    return _exists(src, dst)
+
+
 def run_decode(args: argparse.Namespace) -> int:
     """Decode every input; a damaged file is reported and skipped; rc 1 if any failed."""
+    import time
+
     from ldmz.codec.api import decode_stream
-    from ldmz.codec.audio_io import write_audio_stream
+    from ldmz.codec.audio_io import TAG_KEYS
+    from ldmz.codec.cli.salvage import Salvaged, damaged_chunks, open_damaged
+    from ldmz.codec.cli.sink import peak_notes, write_decoded
     from ldmz.formats import LdmzFile
 
+    _check_device(args.device)
     params = decode_params(args)
 
-    def convert(src: Path, dst: Path) -> None:
-        if dst.suffix.lower() not in (".wav", ".flac"):
+    def convert(src: Path, dst: Path | None) -> None:
+        container = args.format if dst is None else dst.suffix.lower().lstrip(".")
+        if container not in ("wav", "flac"):
             raise ValueError(f"{dst}: can only write .wav or .flac; change the output suffix")
+        sample_format = args.sample_format or ("f32" if container == "wav" else "s24")
+        t0 = time.perf_counter()
+        where = sys.stdin.buffer if src == STDIO else src
+        if args.salvage:
+            f = open_damaged(where, str(src))
+            damage = damaged_chunks(f)
+            f = Salvaged(f, damage) if damage else f
+        else:
+            f, damage = LdmzFile.load(where), []
         progress, close = _bar(args, src.name)
         try:
-            st = decode_stream(LdmzFile.load(src), params, progress=progress)
-            write_audio_stream(dst, st, st.sample_rate, st.channels, overwrite=args.force)
+            st = decode_stream(f, params, progress=progress)
+            mute = f.mute_spans(st.sample_rate) if damage else []
+            tags = {k: v for k, v in f.header.tags.items() if k in TAG_KEYS}
+            w = write_decoded(dst, st, st.sample_rate, st.channels, container=container,
+                              sample_format=sample_format, peak=args.peak, tags=tags,
+                              mute=mute, overwrite=args.force)
         finally:
             close()
+        for d in damage:
+            _say(args, f"{src}: {d.describe()}: filled with silence", always=True)
+        for line in peak_notes(str(dst or "-"), w, sample_format):
+            _say(args, line, always=True)
+        h = f.header
+        size = src.stat().st_size if src != STDIO else 0
+        kbps = size * 8 / h.duration / 1000 if h.duration > 0 and size else None
+        _say(args, done_line(src, dst, h.duration, w.bytes, kbps, time.perf_counter() - t0,
+                             f", peak {w.peak_db:+.1f} dBFS"))
 
-    return _batch(args, {".ldmz"}, "." + args.format, convert)
+    return _batch(args, {".ldmz"}, "." + args.format, convert, _decode_exists)

@@ -14,23 +14,46 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example.flac"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `eval` and `demo`."""
-    p = sub.add_parser("eval", help="objective quality of degraded audio (or .ldmz) vs a reference")
-    p.add_argument("reference", metavar="REF")
+    from ldmz.codec.cli import sub_parser
+
+    p = sub_parser(
+        sub, "eval", help="objective quality of degraded audio (or .ldmz) vs a reference",
+        description="Compare each DEG with REF: SNR, SI-SDR, LSD, log-mel L1, multi-resolution "
+                    "STFT, PESQ and STOI (speech metrics), and ViSQOL with --visqol. A .ldmz "
+                    "DEG is decoded first. A warning says when the durations differ.",
+        examples=[("ldmz eval song.wav song.ldmz", "the codec's loss on one file"),
+                  ("ldmz eval ref.wav a.wav b.wav --json --visqol", "several files, with ViSQOL")])
+    p.add_argument("reference", metavar="REF", help="the reference audio file")
     p.add_argument("degraded", nargs="+", metavar="DEG", help="audio files or .ldmz files")
-    p.add_argument("--vocoder", default="", help="vocoder for .ldmz inputs (default: file's)")
+    p.add_argument("--vocoder", default="", metavar="NAME",
+                   help="vocoder for .ldmz inputs (default: the file's)")
     p.add_argument("--json", action="store_true", help="one JSON object per DEG")
-    p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (slow)")
+    p.add_argument("--visqol", action="store_true",
+                   help="also compute ViSQOL (slow; off by default, as in `ldmz bench`)")
+    p.add_argument("--no-visqol", action="store_true", help=argparse.SUPPRESS)  # the old default
     p.add_argument("--align", choices=("auto", "yes", "no"), default="auto",
                    help="delay-compensate DEG by cross-correlation: auto = audio files yes, "
                         ".ldmz no (decoded .ldmz is sample-aligned); use `no` for WAVs "
                         "decoded from .ldmz, whose phase-free output fools cross-correlation")
     p.set_defaults(run=run_eval)
-    d = sub.add_parser("demo", help="encode, decode and measure the bundled example (or FILE)")
-    d.add_argument("file", nargs="?", default=str(EXAMPLE))
-    d.add_argument("--bits", type=int, default=None)
-    d.add_argument("--model", default=None)
-    d.add_argument("--vocoder", default="")
-    d.add_argument("--out", default="demo-out", help="folder for the .ldmz and decoded WAV")
+    d = sub_parser(
+        sub, "demo", help="encode, decode and measure the bundled example (or FILE)",
+        description="Encode FILE (default: the bundled example), decode it, and print the "
+                    "bitrate, compression, speed and quality; the .ldmz and the decoded WAV "
+                    "go to --out.",
+        examples=[("ldmz demo", "the bundled example"),
+                  ("ldmz demo my.flac --bits 3 --vocoder griffinlim",
+                   "your audio, other settings")])
+    d.add_argument("file", nargs="?", default=str(EXAMPLE), metavar="FILE",
+                   help="audio to try (default: the bundled example)")
+    d.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="N",
+                   help="bits of the widest latent channel, 1..8 (default: the encoder's)")
+    d.add_argument("--model", default=None, metavar="NAME",
+                   help="model name or folder (default: the encoder's)")
+    d.add_argument("--vocoder", default="", metavar="NAME",
+                   help="vocoder for the decode (default: the file's)")
+    d.add_argument("--out", default="demo-out", metavar="DIR",
+                   help="folder for the .ldmz and decoded WAV (default: %(default)s)")
     d.set_defaults(run=run_demo)
 
 
@@ -55,6 +78,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ldmz.codec.metrics import CompareParams, compare
 
     ref, ref_sr = read_audio(args.reference)
+    ref_s = ref.shape[-1] / ref_sr
     rc = 0
     for path in args.degraded:
         try:
@@ -64,7 +88,7 @@ def run_eval(args: argparse.Namespace) -> int:
             align = (not path.lower().endswith(".ldmz")) if args.align == "auto" \
                 else args.align == "yes"
             rep = compare(ref, ref_sr, deg, sr,
-                          CompareParams(visqol=not args.no_visqol, align=align))
+                          CompareParams(visqol=args.visqol and not args.no_visqol, align=align))
         except Exception as e:  # noqa: BLE001 - one line per failing file, then go on
             from ldmz.formats import LdmzError
 
@@ -73,6 +97,11 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"{path}: {e}" if path not in str(e) else str(e), file=sys.stderr)
             rc = 1
             continue
+        deg_s = deg.shape[-1] / sr
+        if abs(deg_s - ref_s) > 0.001:  # a millisecond: more than rounding between rates
+            print(f"warning: {path} lasts {deg_s:.3f} s, {args.reference} {ref_s:.3f} s: the "
+                  f"metrics cover the common {min(deg_s, ref_s):.3f} s; check that these are "
+                  f"the same recording", file=sys.stderr)
         if args.json:
             print(json.dumps({"reference": args.reference, "degraded": path,
                               "bitrate_kbps": kbps, **rep.to_dict()}))

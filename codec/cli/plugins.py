@@ -11,7 +11,15 @@ from ldmz.codec.plugins import GROUPS, discover
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `plugins` sub-command."""
-    p = sub.add_parser("plugins", help="list installed vocoder/model plug-ins (entry points)")
+    from ldmz.codec.cli import sub_parser
+
+    p = sub_parser(
+        sub, "plugins", help="list installed vocoder/model plug-ins (entry points)",
+        description="List the vocoders and models that installed packages register under the "
+                    "entry-point groups ldmz.vocoders and ldmz.models, with the distribution "
+                    "each comes from; a broken one is shown with its error.",
+        examples=[("ldmz plugins", "what --vocoder and --model can name besides the built-ins"),
+                  ("ldmz plugins --json --no-load", "without importing them")])
     p.add_argument("--json", action="store_true", help="one JSON object: {group: [plug-in, ...]}")
     p.add_argument("--no-load", action="store_true",
                    help="list entry points without importing them (no load errors are found)")

@@ -10,22 +10,29 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `train`."""
-    p = sub.add_parser(
-        "train", help="train or resume ldmz-small, or fine-tune a model's decoder",
-        description="Train (or resume) ldmz-small; with --finetune-decoder MODEL, fine-tune only "
-                    "the decoder of MODEL (the encoder is frozen, so its latents stay valid).")
-    p.add_argument("--config", help="JSON config (default: built-in defaults)")
-    p.add_argument("--steps", type=int, help="override the config's total steps")
+    from ldmz.codec.cli import sub_parser
+
+    p = sub_parser(
+        sub, "train", help="train or resume ldmz-small, or fine-tune a model's decoder",
+        description="Train (or resume) ldmz-small; with --finetune-decoder NAME, fine-tune only "
+                    "the decoder of model NAME (the encoder is frozen, so its latents stay valid).",
+        examples=[("ldmz train --config configs/ldmz-small.json --install",
+                   "(re)train the embedded model"),
+                  ("ldmz train --finetune-decoder ldmz-small --data data/manifest.csv "
+                   "--out runs/ft", "fine-tune a decoder")])
+    p.add_argument("--config", metavar="FILE", help="JSON config (default: built-in defaults)")
+    p.add_argument("--steps", type=int, metavar="N", help="override the config's total steps")
     p.add_argument("--install", action="store_true",
                    help="copy the trained model into the package as ldmz-small afterwards")
-    p.add_argument("--finetune-decoder", metavar="MODEL",
-                   help="fine-tune the decoder of MODEL (registered name or model folder)")
+    p.add_argument("--finetune-decoder", metavar="NAME",
+                   help="fine-tune the decoder of this model (registered name or model folder)")
     p.add_argument("--data", metavar="MANIFEST",
                    help="manifest.csv (path,split,category) for --finetune-decoder "
                         "(default data/manifest.csv)")
     p.add_argument("--out", metavar="DIR", help="run folder for --finetune-decoder "
                    "(default runs/finetune-NAME; resumes from DIR/last.pt)")
-    p.add_argument("--device", help="auto, cpu or cuda (--finetune-decoder; default auto)")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="auto, cpu or cuda (--finetune-decoder; default auto)")
     p.add_argument("--offline", action="store_true",
                    help="use only the Hugging Face cache for a registered base model")
     p.set_defaults(run=run)

@@ -107,12 +107,17 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks cuda when available, else cpu."""
-    if device != "auto":
-        return device
+    """``auto`` picks cuda when available, else cpu; an absent CUDA device is a ModelError."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        why = ("this torch is a CPU-only build" if torch.version.cuda is None
+               else "torch sees no CUDA GPU")
+        raise ModelError(f"device '{device}' is not available: {why} (torch {torch.__version__})"
+                         f"; use --device cpu or auto")
+    return device
 
 
 def weights_hash(folder: Path) -> str:

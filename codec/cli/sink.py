@@ -1,0 +1,128 @@
+"""Where `ldmz decode` puts audio: a file or standard output, float or integer samples, the peak
+measured (and normalized when asked, or when integer samples would clip), salvaged spans silent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PEAK_TARGET_DB = -1.0  # where --peak normalize (and auto, for integer output) puts the peak
+PEAK_MODES = ("auto", "keep", "normalize")
+
+
+@dataclass
+class Written:
+    """What was written: the decoded peak (before any gain), the gain applied, the damage done."""
+
+    samples: int = 0
+    peak: float = 0.0  # absolute peak of the decoded audio, linear
+    over: int = 0  # decoded samples beyond full scale
+    gain_db: float = 0.0  # applied by --peak
+    clipped: int = 0  # samples clipped in the written file (integer formats only)
+    bytes: int = 0
+
+    @property
+    def peak_db(self) -> float:
+        """The decoded peak in dBFS (-inf for silence)."""
+        return 20 * np.log10(self.peak) if self.peak > 0 else float("-inf")
+
+
+def _measure(blocks: Iterable[np.ndarray], w: Written,
+             mute: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """Pass blocks through, silencing the ``mute`` sample spans and recording peak and overs."""
+    for blk in blocks:
+        a = w.samples
+        hit = [(s, e) for s, e in mute if s < a + len(blk) and e > a]
+        if hit:
+            blk = blk.copy()
+            for s, e in hit:
+                blk[max(s - a, 0):min(e - a, len(blk))] = 0
+        w.samples += len(blk)
+        if len(blk):
+            mag = np.abs(blk)
+            w.peak = max(w.peak, float(mag.max()))
+            w.over += int(np.count_nonzero(mag > 1.0))
+        yield blk
+
+
+def _gain(w: Written, peak_mode: str, is_float: bool) -> float:
+    target = 10 ** (PEAK_TARGET_DB / 20)
+    if w.peak <= 0 or peak_mode == "keep":
+        return 1.0
+    if peak_mode == "normalize" or (not is_float and w.peak > 1.0):
+        return target / w.peak
+    return 1.0
+
+
+def _scaled(path: Path, gain: float, w: Written, is_float: bool) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    for blk in sf.blocks(str(path), blocksize=1 << 16, dtype="float32", always_2d=True):
+        y = blk * np.float32(gain) if gain != 1.0 else blk
+        if not is_float:
+            w.clipped += int(np.count_nonzero(np.abs(y) > 1.0))
+        yield y
+
+
+def write_decoded(dst: Path | None, blocks: Iterable[np.ndarray], sr: int, channels: int, *,
+                  container: str = "wav", sample_format: str = "f32", peak: str = "auto",
+                  tags: Mapping[str, str] | None = None,
+                  mute: Sequence[tuple[int, int]] = (), overwrite: bool = False) -> Written:
+    """Write decoded blocks to ``dst`` (None: standard output, as ``container``) atomically.
+
+    Float output is written in one pass. Integer output, and ``peak="normalize"``, first go to
+    a float file beside the target, so the whole file's peak is known before any gain.
+    """
+    from ldmz.codec.audio_io import write_audio_stream
+
+    if dst is None:  # a complete file with a correct header, then copied to the pipe
+        with tempfile.TemporaryDirectory(prefix="ldmz-") as d:
+            staged = Path(d) / f"stdout.{container}"
+            w = write_decoded(staged, blocks, sr, channels, sample_format=sample_format,
+                              peak=peak, tags=tags, mute=mute, overwrite=True)
+            with open(staged, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+            return w
+    w = Written()
+    is_float = sample_format == "f32"
+    if is_float and peak != "normalize":
+        write_audio_stream(dst, _measure(blocks, w, mute), sr, channels, overwrite, "f32", tags)
+    else:
+        fd, stage = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".f32.wav", dir=dst.parent)
+        os.close(fd)
+        try:
+            write_audio_stream(stage, _measure(blocks, w, mute), sr, channels, True, "f32")
+            g = _gain(w, peak, is_float)
+            w.gain_db = float(20 * np.log10(g))
+            write_audio_stream(dst, _scaled(Path(stage), g, w, is_float), sr, channels,
+                               overwrite, sample_format, tags)
+        finally:
+            if os.path.exists(stage):
+                os.unlink(stage)
+    w.bytes = dst.stat().st_size
+    return w
+
+
+def peak_notes(name: str, w: Written, sample_format: str) -> list[str]:
+    """Warnings about the written file's level: kept overs, clipping, or the gain applied."""
+    out = []
+    if w.gain_db < -0.005 and w.peak > 1.0:
+        out.append(f"{name}: the decode peaks at {w.peak_db:+.1f} dBFS ({w.over} samples over "
+                   f"full scale): lowered {-w.gain_db:.1f} dB to {PEAK_TARGET_DB:.0f} dBFS so "
+                   f"nothing clips (--peak keep keeps the level)")
+    elif w.clipped:
+        out.append(f"warning: {name}: {w.clipped} samples clipped (peak {w.peak_db:+.1f} dBFS); "
+                   f"use --sample-format f32 or --peak normalize to keep them")
+    elif w.over and sample_format == "f32":
+        out.append(f"warning: {name}: peak {w.peak_db:+.1f} dBFS, {w.over} samples over full "
+                   f"scale, kept as float; players that convert to integers will clip them "
+                   f"(--peak normalize lowers the level)")
+    return out
