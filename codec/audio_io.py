@@ -25,6 +25,7 @@ SAMPLE_FORMATS = {"f32": "FLOAT", "s24": "PCM_24", "s16": "PCM_16"}
 # tags libsndfile reads and writes in WAV (LIST INFO), FLAC and Ogg (Vorbis comments), MP3 (ID3)
 TAG_KEYS = ("title", "artist", "album", "genre", "comment", "date", "tracknumber", "copyright",
             "license")
+WRITTEN_BY = "software"  # the tag naming the program that wrote a file (not carried along)
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -204,8 +205,9 @@ def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr
     """Write blocks of float audio (samples, channels) to WAV/FLAC atomically.
 
     ``subtype`` is a SAMPLE_FORMATS key or a libsndfile subtype (default 16-bit PCM); integer
-    formats are clipped to +-1, float is written as it is. ``tags`` among TAG_KEYS are written
-    as the format's tags (WAV INFO, FLAC Vorbis comments); other keys are left out.
+    formats are clipped to +-1, float is written as it is. ``tags`` among TAG_KEYS and
+    WRITTEN_BY are written as the format's tags (WAV INFO, FLAC Vorbis comments); other keys
+    are left out.
 
     The data goes to a temporary file in the same folder that is renamed into place (linked,
     when not overwriting, so a file that appeared meanwhile is never replaced) and is removed
@@ -222,7 +224,7 @@ def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr
         with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=channels, format=fmt[0],
                           subtype=fmt[1]) as f:
             for k, v in (tags or {}).items():
-                if k in TAG_KEYS and v:
+                if k in (*TAG_KEYS, WRITTEN_BY) and v:
                     setattr(f, k, v)
             for block in blocks:
                 f.write(block if is_float else np.clip(block, -1.0, 1.0))

@@ -38,8 +38,10 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 def sub_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str,
                examples: Sequence[tuple[str, str]]) -> argparse.ArgumentParser:
     """A sub-command parser with a description and an examples epilog (command, what it does)."""
-    width = max(len(cmd) for cmd, _ in examples) + 2
-    epilog = "examples:\n" + "\n".join(f"  {cmd:<{width}}{what}" for cmd, what in examples)
+    col = 40
+    epilog = "examples:\n" + "\n".join(
+        f"  {cmd:<{col}}{what}" if len(cmd) < col else f"  {cmd}\n  {'':<{col}}{what}"
+        for cmd, what in examples)
     return sub.add_parser(name, help=help, description=description, epilog=epilog,
                           formatter_class=Formatter)
 

@@ -323,15 +323,18 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def _decode_exists(src: Path, dst: Path) -> str:
-    """A target with the length, rate and channels of the file's source may be that source."""
+    """A target with the length, rate and channels of the file's source may be that source,
+    unless ldmz wrote it (a decode names ldmz in its software tag)."""
     try:
         import soundfile as sf
 
         from ldmz.formats import LdmzFile
 
         s = LdmzFile.load(src, lazy=True).header.source
-        i = sf.info(str(dst))
-        if (i.frames, i.samplerate, i.channels) == (s.samples, s.sample_rate, s.channels):
+        with sf.SoundFile(str(dst)) as i:
+            ours = (i.software or "").startswith("ldmz ")
+            shape = (i.frames, i.samplerate, i.channels)
+        if not ours and shape == (s.samples, s.sample_rate, s.channels):
             return (f"{dst}: already exists, with the length, rate and channels of the audio "
                     f"{src.name} was made from: it may be the original; decode to another "
                     f"name with -o")
@@ -344,8 +347,9 @@ def run_decode(args: argparse.Namespace) -> int:
     """Decode every input; a damaged file is reported and skipped; rc 1 if any failed."""
     import time
 
+    from ldmz import __version__
     from ldmz.codec.api import decode_stream
-    from ldmz.codec.audio_io import TAG_KEYS
+    from ldmz.codec.audio_io import TAG_KEYS, WRITTEN_BY
     from ldmz.codec.cli.salvage import Salvaged, damaged_chunks, open_damaged
     from ldmz.codec.cli.sink import peak_notes, write_decoded
     from ldmz.formats import LdmzFile
@@ -371,6 +375,7 @@ def run_decode(args: argparse.Namespace) -> int:
             st = decode_stream(f, params, progress=progress)
             mute = f.mute_spans(st.sample_rate) if damage else []
             tags = {k: v for k, v in f.header.tags.items() if k in TAG_KEYS}
+            tags[WRITTEN_BY] = f"ldmz {__version__}"
             w = write_decoded(dst, st, st.sample_rate, st.channels, container=container,
                               sample_format=sample_format, peak=args.peak, tags=tags,
                               mute=mute, overwrite=args.force)
