@@ -11,6 +11,7 @@ DEBS=(
   libxcb-cursor0 xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
   libxcb-shape0 libxcb-randr0 libxcb-xkb1 libx11-xcb1             # Qt xcb plugin (screenshots)
   desktop-file-utils libxml2-utils file shared-mime-info         # packaging checks
+  bash-completion zsh man-db                                     # shell completion, man page
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps \
   gstreamer1.0-plugins-good python3-gst-1.0 gstreamer1.0-python3-plugin-loader  # GStreamer plug-in
 )
@@ -30,3 +31,5 @@ PY=${PYTHON:-python3}
 extras="all"
 [ "${1:-}" = "--test" ] && extras="all,test"
 .venv/bin/python -m pip install -q -e ".[${extras}]"
+# shell completion (bash, zsh) and the man page, for this user
+packaging/install-shell.sh >/dev/null

@@ -7,6 +7,8 @@ import argparse
 import io
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -339,3 +341,35 @@ def test_completion_and_man_page(capsys: pytest.CaptureFixture) -> None:
     man = capsys.readouterr().out
     assert man.startswith(".TH LDMZ 1") or man.startswith('.TH LDMZ "1"')
     assert "salvage" in man and "completion" in man
+
+
+BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
+
+
+@pytest.mark.skipif(not BASH_COMPLETION.is_file() or not shutil.which("man"),
+                    reason="needs bash-completion and man-db (packaging/setup.sh installs them)")
+def test_install_shell_puts_them_where_bash_zsh_and_man_look(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HOME": str(tmp_path), "LDMZ": str(Path(sys.executable).parent / "ldmz"),
+           "PYTHONPATH": str(root.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("XDG_DATA_HOME", None)
+    env.pop("BASH_COMPLETION_USER_DIR", None)
+    subprocess.run(["sh", str(root / "packaging" / "install-shell.sh")], env=env, check=True,
+                   capture_output=True)
+    bash = ("source /usr/share/bash-completion/bash_completion; __load_completion ldmz; "
+            "f=$(complete -p ldmz | sed 's/.*-F \\([^ ]*\\).*/\\1/'); "
+            "COMP_WORDS=(ldmz de); COMP_CWORD=1; $f; echo ${COMPREPLY[@]}; "
+            "COMP_WORDS=(ldmz decode --sal); COMP_CWORD=2; $f; echo ${COMPREPLY[@]}")
+    out = subprocess.run(["bash", "-c", bash], env=env, capture_output=True, text=True).stdout
+    assert out.split("\n")[:2] == ["decode demo", "--salvage"], out
+    env["PATH"] = f"{tmp_path}/.local/bin:/usr/bin:/bin"
+    man = subprocess.run(["man", "-w", "ldmz"], env=env, capture_output=True, text=True)
+    assert man.stdout.strip() == str(tmp_path / ".local/share/man/man1/ldmz.1")
+    if shutil.which("zsh"):
+        zsh = (f"fpath=({tmp_path}/.local/share/zsh/site-functions $fpath); autoload -U compinit;"
+               f" compinit -u -d {tmp_path}/zc; print $_comps[ldmz]")
+        got = subprocess.run(["zsh", "-fc", zsh], env=env, capture_output=True, text=True)
+        assert got.stdout.strip() == "_ldmz"
+    subprocess.run(["sh", str(root / "packaging" / "install-shell.sh"), "--uninstall"],
+                   env=env, check=True, capture_output=True)
+    assert not [p for p in tmp_path.rglob("*ldmz*") if p.is_file()]
