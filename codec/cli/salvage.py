@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -42,7 +43,8 @@ def damaged_chunks(f: LdmzFile) -> list[Damage]:
         try:
             f.chunk_codes(i)
         except FormatError as e:
-            out.append(Damage(i, *_span_s(f, i), e.problem.split(" (")[0]))
+            why = re.sub(r"^chunk \d+ ", "", e.problem.split(" (")[0])
+            out.append(Damage(i, *_span_s(f, i), why))
     return out
 
 
