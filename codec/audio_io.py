@@ -10,12 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ldmz.formats import LdmzError
-
-
-class AudioError(LdmzError, ValueError):
-    """Audio cannot be read, is unusable (NaN, empty) or cannot be written."""
-
+from ldmz.codec.errors import AudioError
 
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 # every audio suffix read_audio takes (libsndfile, then librosa/audioread): the one list

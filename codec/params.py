@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ldmz.codec.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,3 +35,44 @@ class DecodeParams:
     device: str = "auto"
     model: str = ""  # "" = the model named in the file
     offline: bool = False
+
+
+def _check_type(path: str, name: str, value: object, default: object) -> None:
+    """Refuse a config value whose type differs from the field default's (int passes for float)."""
+    want = type(default)
+    if default is None or want not in (bool, int, float, str):
+        return
+    ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ConfigError(f"{path}: key '{name}' must be {want.__name__}, got {value!r}; "
+                          f"fix the config file")
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a parse error names the file, line and column."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column "
+                          f"{e.colno}); fix the config file") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object {{...}}, got "
+                          f"{type(raw).__name__}")
+    return raw
+
+
+def from_json(cls: type[T], path: str | None, **overrides: object) -> T:
+    """The dataclass ``cls`` from a JSON file (unknown keys and wrong types refused) + overrides."""
+    raw = _read_json(path) if path else {}
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    bad = sorted(set(raw) - set(known))
+    if bad:
+        raise ConfigError(f"{path}: unknown config keys {bad}; known keys: "
+                          f"{', '.join(sorted(known))}")
+    defaults = cls()
+    for name, value in raw.items():
+        _check_type(str(path), name, value, getattr(defaults, name))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**raw)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
+from ldmz.codec.errors import PluginError
+
 VOCODERS = "ldmz.vocoders"
 MODELS = "ldmz.models"
 GROUPS: tuple[str, ...] = (VOCODERS, MODELS)
@@ -129,7 +131,7 @@ def call(group: str, name: str, *args: Any) -> Any:
         raise
     except BaseException as e:  # noqa: BLE001 - a plug-in may raise anything
         text = " ".join(f"{type(e).__name__}: {e}".split())
-        raise RuntimeError(f"{group} plug-in '{name}' ({ep.value}, from {dist}) failed: {text}; "
+        raise PluginError(f"{group} plug-in '{name}' ({ep.value}, from {dist}) failed: {text}; "
                            f"fix it or uninstall it (pip uninstall {dist})") from e
 
 

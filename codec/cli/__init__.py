@@ -7,6 +7,7 @@ import difflib
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
@@ -118,8 +119,6 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]) and return the exit code."""
-    from ldmz.formats import LdmzError
-
     args_list = _infer_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     if args_list and not args_list[0].startswith("-") and args_list[0] not in COMMANDS:
@@ -132,12 +131,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except (LdmzError, OSError) as e:
-        print(f"ldmz {args.command}: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("ldmz: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - main owns every message: one line, never a traceback
+        return report(f"ldmz {args.command}", e)
+
+
+def _one_line(e: BaseException) -> str:
+    """The error's message on one line; an OSError as 'FILE: reason'."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.filename}: {e.strerror}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def report(prefix: str, e: Exception) -> int:
+    """Print ``e`` as one line on stderr (after its traceback with LDMZ_DEBUG=1); the exit code.
+
+    ldmz's own errors and OSErrors are the user's to fix (exit 1, 2 for a usage error); anything
+    else is a bug in ldmz, said so (exit 70).
+    """
+    from ldmz.codec.errors import LdmzError, UsageError
+
+    if os.environ.get("LDMZ_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(e, file=sys.stderr)
+    if isinstance(e, (LdmzError, OSError)):
+        print(f"{prefix}: {_one_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    print(f"{prefix}: internal error ({type(e).__name__}: {_one_line(e)}); rerun with "
+          f"LDMZ_DEBUG=1 for the traceback and report it", file=sys.stderr)
+    return 70
 
 
 def entry() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from ldmz.codec.bench.report import write_all
     from ldmz.codec.bench.run import run as run_bench
     from ldmz.codec.cli import plural
+    from ldmz.codec.errors import UsageError
 
     if not 1 <= min(args.bits) <= max(args.bits) <= 8:
-        print("ldmz bench: --bits must lie in 1..8", file=sys.stderr)
-        return 2
+        raise UsageError("--bits must lie in 1..8")
     params = BenchParams(
         models=tuple(args.models or ()), bits=tuple(args.bits), opus_kbps=tuple(args.opus),
         mp3_kbps=tuple(args.mp3), normalizations=tuple(args.normalizations),

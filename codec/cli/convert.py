@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
+from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
 
 TAG_OPTIONS = ("title", "artist", "album", "genre", "comment")  # as ldmzenc (GStreamer) takes
@@ -196,7 +197,7 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, conver
                                 f"files there")
     many = len(files) > 1 or any(Path(s).is_dir() for s in args.inputs)
     if args.output == "-" and many:
-        raise ValueError("-o -: standard output takes one input; give a folder for several")
+        raise ParamError("-o -: standard output takes one input; give a folder for several")
     out = Path(args.output) if args.output else None
     if many and out is not None and not out.is_dir() and out.suffix.lower() in (
             out_suffix, ".ldmz", ".wav", ".flac"):
@@ -209,7 +210,7 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, conver
         dst = _target(src, args.output, out_suffix, many)
         try:
             if dst is None and sys.stdout.isatty():
-                raise ValueError(f"{src}: will not write binary data to a terminal; give "
+                raise ParamError(f"{src}: will not write binary data to a terminal; give "
                                  f"-o FILE or pipe the output")
             if dst is not None and dst.exists() and not args.force:
                 raise FileExistsError(exists(src, dst))
@@ -360,7 +361,7 @@ def run_decode(args: argparse.Namespace) -> int:
     def convert(src: Path, dst: Path | None) -> None:
         container = args.format if dst is None else dst.suffix.lower().lstrip(".")
         if container not in ("wav", "flac"):
-            raise ValueError(f"{dst}: can only write .wav or .flac; change the output suffix")
+            raise ParamError(f"{dst}: can only write .wav or .flac; change the output suffix")
         sample_format = args.sample_format or ("f32" if container == "wav" else "s24")
         t0 = time.perf_counter()
         where = sys.stdin.buffer if src == STDIO else src

@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from ldmz.codec.errors import ModelError, TrainError, UsageError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `train`."""
@@ -43,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.finetune_decoder:
         return run_finetune(args)
     if args.data or args.out or args.device or args.offline:
-        print("ldmz train: --data, --out, --device and --offline go with --finetune-decoder; "
-              "set manifest/out in --config to train ldmz-small", file=sys.stderr)
-        return 1
+        raise UsageError("--data, --out, --device and --offline go with --finetune-decoder; "
+                         "set manifest/out in --config to train ldmz-small")
     from dataclasses import replace
 
     from ldmz.codec.train.trainer import TrainConfig, train
@@ -54,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     if not Path(cfg.manifest).exists():
-        print(f"{cfg.manifest}: no training manifest; run scripts/prepare_training_data.py "
-              f"first", file=sys.stderr)
-        return 1
+        raise TrainError(f"{cfg.manifest}: no training manifest; run "
+                         f"scripts/prepare_training_data.py first")
     out = train(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     if args.install:
         from ldmz.codec.models import EMBEDDED_DIR
@@ -80,32 +80,21 @@ def run_finetune(args: argparse.Namespace) -> int:
     """Fine-tune (or resume) the decoder of ``--finetune-decoder MODEL``; exports DIR/model."""
     name = args.finetune_decoder
     if args.install:
-        print("ldmz train: --install is for ldmz-small training; load the fine-tuned model "
-              "with --model DIR/model instead", file=sys.stderr)
-        return 1
+        raise UsageError("--install is for ldmz-small training; load the fine-tuned model "
+                         "with --model DIR/model instead")
     if not _known_model(name):
         from ldmz.codec.models import available_models
 
-        print(f"ldmz train: '{name}' is not a registered model ({', '.join(available_models())}) "
-              f"nor a folder; pass --finetune-decoder with one of those names or a folder in "
-              f"diffusers layout", file=sys.stderr)
-        return 1
-    try:
-        from ldmz.codec.train.finetune import FinetuneConfig, finetune
+        raise ModelError(f"'{name}' is not a registered model ({', '.join(available_models())}) "
+                         f"nor a folder; pass --finetune-decoder with one of those names or a "
+                         f"folder in diffusers layout")
+    from ldmz.codec.train.finetune import FinetuneConfig, finetune
 
-        cfg = FinetuneConfig.load(args.config, base=name, manifest=args.data, out=args.out,
-                                  steps=args.steps, device=args.device,
-                                  offline=args.offline or None)
-    except (ValueError, TypeError) as e:
-        print(f"ldmz train: {' '.join(str(e).split())}; fix the --config file",
-              file=sys.stderr)
-        return 1
-    from ldmz.codec.models import ModelError
-
+    cfg = FinetuneConfig.load(args.config, base=name, manifest=args.data, out=args.out,
+                              steps=args.steps, device=args.device, offline=args.offline or None)
     try:
         out = finetune(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     except ModelError as e:  # e.g. a registered model missing from the cache
-        print(f"ldmz train: {str(e).replace('--model', '--finetune-decoder')}", file=sys.stderr)
-        return 1
+        raise ModelError(str(e).replace("--model", "--finetune-decoder")) from e
     print(out / "model")
     return 0

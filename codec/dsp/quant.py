@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ldmz.codec.errors import ParamError
 from ldmz.formats import dequantize, quantize
 
 CLIP_PERCENTILE = 0.02  # clip each channel's range to its 0.02 / 99.98 percentiles
@@ -30,7 +31,7 @@ def channel_ranges(z: np.ndarray, clip: float | None = CLIP_PERCENTILE) -> np.nd
 def allocate_bits(z: np.ndarray, bits: int, clip: float | None = CLIP_PERCENTILE) -> list[int]:
     """Bits per latent channel for an equal quantizer step set by ``bits`` on the widest one."""
     if not 1 <= bits <= 8:
-        raise ValueError(f"bits must be 1..8, got {bits}")
+        raise ParamError(f"bits must be 1..8, got {bits}")
     ranges = channel_ranges(z, clip)
     widest = float(ranges.max()) if ranges.size else 0.0
     if widest <= 0:

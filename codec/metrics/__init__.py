@@ -10,6 +10,7 @@ import numpy as np
 import scipy.signal
 import soxr
 
+from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.metrics import perceptual as _perc
 from ldmz.codec.metrics import spectral as _spec
 from ldmz.codec.metrics.spectral import NotApplicable
@@ -118,9 +119,9 @@ class MetricReport:
 def _as_2d(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim not in (1, 2):
-        raise ValueError(f"audio must have shape (samples,) or (channels, samples), got {x.shape}")
+        raise AudioError(f"audio must have shape (samples,) or (channels, samples), got {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("audio contains NaN or inf samples")
+        raise AudioError("audio contains NaN or inf samples")
     return x[None, :] if x.ndim == 1 else x
 
 
@@ -226,13 +227,14 @@ def compare(
     both averaged to mono. The delay is found by FFT cross-correlation of the mono mixes within
     +-``params.max_delay_s`` and removed (whole samples at the analysis rate) before any metric;
     both are trimmed to the overlap. The metrics that run at a fixed rate (mel L1, PESQ, STOI:
-    16 kHz; ViSQOL: 48 kHz) resample the aligned signals again. Raises ValueError only for bad
-    input (shape, NaN/inf, unknown ``names``); a metric that does not apply is None with a reason.
+    16 kHz; ViSQOL: 48 kHz) resample the aligned signals again. Raises AudioError or ParamError
+    (both ValueErrors) only for bad input (shape, NaN/inf, unknown ``names``); a metric that does
+    not apply is None with a reason.
     """
     params = params or CompareParams()
     unknown = sorted(set(names or ()) - set(METRIC_NAMES))
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRIC_NAMES)}")
+        raise ParamError(f"unknown metric(s) {unknown}; known: {', '.join(METRIC_NAMES)}")
     sr = int(params.sr or ref_sr)
     r2, d2 = _as_2d(ref), _as_2d(deg)
     notes: list[str] = []

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
+from ldmz.codec.params import from_json
 from ldmz.codec.train.mels import build_cache, sample_crops
 from ldmz.formats import MelParams
 
@@ -50,14 +51,7 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | None) -> TrainConfig:
         """Read a JSON config (unknown keys refused)."""
-        if not path:
-            return cls()
-        raw = json.loads(Path(path).read_text())
-        names = {f.name for f in fields(cls)}
-        bad = set(raw) - names
-        if bad:
-            raise ValueError(f"{path}: unknown training config keys {sorted(bad)}")
-        return cls(**raw)
+        return from_json(cls, path)
 
 
 def quant_noise(z: torch.Tensor, bits: torch.Tensor, detach: bool = False) -> torch.Tensor:
