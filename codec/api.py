@@ -15,6 +15,7 @@ import numpy as np
 from ldmz import __version__
 from ldmz.codec.audio_io import AudioError, check_audio, read_audio, read_channels, resample
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
+from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile, SourceInfo, pack_latents
 
@@ -33,7 +34,7 @@ def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
 
     from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
-    mel, down = model.mel, model.time_downsample
+    mel, down = model.mel, model.geometry.time_downsample
     unit = mel.hop_length * down
     x, gain = normalize(resample(x, sr, mel.sample_rate))
     m = log_mel_np(x, mel, length=-(-max(len(x), mel.n_fft) // unit) * unit)  # whole latents
@@ -67,15 +68,15 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
     from ldmz.codec.vocoders import check_vocoder
 
     if not 1 <= params.bits <= 8:
-        raise ValueError(f"bits must be 1..8, got {params.bits}")
+        raise ParamError(f"bits must be 1..8, got {params.bits}")
     if not 0 < params.chunk_seconds < 3600:
-        raise ValueError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
+        raise ParamError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
     if int(sr) != sr or not 0 < sr <= 1_000_000:
-        raise ValueError(f"sample rate must be a positive integer, got {sr}")
+        raise ParamError(f"sample rate must be a positive integer, got {sr}")
     if params.vocoder:
         check_vocoder(params.vocoder)
     model = load_model(params.model, params.device, params.offline or None)
-    mel, down = model.mel, model.time_downsample
+    mel, down = model.mel, model.geometry.time_downsample
     win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))
     z, gains, state = None, [], {"done": 0, "steps": 1, "samples": None}
 
@@ -203,7 +204,7 @@ def _check_model(f: LdmzFile, model: LoadedModel) -> None:
             f"{f.name}: made by model '{h.model.id}' (weights {h.model.weights_sha256[:12]}), "
             f"but '{info.id}' has weights {info.weights_sha256[:12]}; decode with the model "
             f"that made it (--model NAME_or_FOLDER)")
-    if (model.latent_channels, model.mel.n_mels // model.freq_downsample) != (
+    if (model.geometry.channels, model.mel.n_mels // model.geometry.freq_downsample) != (
             h.latent.channels, h.latent.freq_bins) or model.mel != h.mel:
         raise ModelError(f"{f.name}: its latent/mel layout does not match model '{info.id}'; "
                          f"decode with the model that made it (--model)")

@@ -91,13 +91,13 @@ def stage_times(model, precision: str, chunk_s: float = 10.0) -> dict[str, float
     """RTF of encode (front-end + encoder) and VAE decode on one default window."""
     from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
-    mel, down = model.mel, model.time_downsample
+    mel, down = model.mel, model.geometry.time_downsample
     core = round(chunk_s * mel.sample_rate / (mel.hop_length * down))
     span = core + 2 * model.context
     secs = core * down * mel.hop_length / mel.sample_rate
     rng = np.random.default_rng(0)
     wav = rng.standard_normal(span * down * mel.hop_length).astype(np.float32) * 0.1
-    z = torch.randn(1, model.latent_channels, span, mel.n_mels // model.freq_downsample)
+    z = torch.randn(1, model.geometry.channels, span, mel.n_mels // model.geometry.freq_downsample)
 
     def enc() -> None:
         m = log_mel_np(normalize(wav)[0], mel)[: span * down]

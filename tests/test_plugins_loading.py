@@ -188,7 +188,8 @@ def test_model_plugin_returning_a_folder(installed: Path, tiny_patchvae: Path) -
     m = load_model("demo-folder", "cpu")
     mod = _module("model")
     assert mod.CALLS == ["cpu"]
-    assert m.info.id == "demo-folder" and m.folder == Path(mod.FOLDER) and m.kind == "patchvae"
+    assert m.info.id == "demo-folder" and m.folder == Path(mod.FOLDER)
+    assert type(m.autoencoder).__name__ == "PatchVAEAdapter"
     assert m.vocoder == "demo-const"  # the folder's ldmz.json
     assert m.info.weights_sha256 == load_model(str(tiny_patchvae), "cpu").info.weights_sha256
 

@@ -49,7 +49,7 @@ def test_trains_resumes_and_exports(manifest: Path, tmp_path: Path) -> None:
     for name in ("loss.png", "last.pt", "model/config.json", "model/ldmz.json"):
         assert (out / name).exists(), name
     m = load_model(str(out / "model"), "cpu")
-    assert m.kind == "patchvae" and m.info.revision == "step-40"
+    assert type(m.autoencoder).__name__ == "PatchVAEAdapter" and m.info.revision == "step-40"
     import torch
 
     mel = torch.full((1, 1, 64, 80), -5.0)

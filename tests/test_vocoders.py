@@ -65,7 +65,7 @@ def test_hifigan_receptive_field_is_an_upper_bound(rates: list[int], kernels: li
 def test_patchvae_receptive_fields_are_upper_bounds(tiny_patchvae: Path) -> None:
     model = load_model(str(tiny_patchvae), "cpu")
     enc_rf, dec_rf = patchvae_fields(model.vae.config)
-    assert (model.encoder_rf, model.decoder_rf) == (enc_rf, dec_rf)
+    assert (model.geometry.encoder_rf, model.geometry.decoder_rf) == (enc_rf, dec_rf)
     z = torch.randn(1, 8, 64, 20)
     z2 = z.clone()
     z2[:, :, 32] += 1.0

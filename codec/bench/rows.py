@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmz.codec.errors import ParamError, ToolError
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile, MelParams
 
@@ -111,7 +112,7 @@ def normalization(name: str, x: np.ndarray, gain: float, m_fn: Callable[[np.ndar
                 lambda y: np.arctanh(np.clip(y, -0.999, 0.999)) * sd + mu)
     if name == "exact":
         return m, gain, lambda y: y
-    raise ValueError(f"unknown normalization '{name}'")
+    raise ParamError(f"unknown normalization '{name}'")
 
 
 def postfilter(name: str, log_mel: np.ndarray) -> np.ndarray:
@@ -122,7 +123,7 @@ def postfilter(name: str, log_mel: np.ndarray) -> np.ndarray:
         return scipy.ndimage.gaussian_filter(log_mel, sigma=(0.8, 0.6), mode="nearest")
     if name == "median":
         return scipy.ndimage.median_filter(log_mel, size=(3, 3), mode="nearest")
-    raise ValueError(f"unknown post-filter '{name}'")
+    raise ParamError(f"unknown post-filter '{name}'")
 
 
 def _encode_normalized(row: Row, audio: np.ndarray, sr: int, model) -> tuple:  # noqa: ANN001
@@ -134,7 +135,7 @@ def _encode_normalized(row: Row, audio: np.ndarray, sr: int, model) -> tuple:  #
     from ldmz.codec.dsp.quant import CLIP_PERCENTILE, allocate_bits
     from ldmz.formats import SourceInfo, pack_latents
 
-    mel, down = model.mel, model.time_downsample
+    mel, down = model.mel, model.geometry.time_downsample
     unit = mel.hop_length * down
     lats, gains, undos, frames = [], [], [], 0
     for ch in audio:
@@ -275,7 +276,7 @@ def _ffmpeg(args: list[str], scratch: Path) -> tuple[float, float | None]:
         if p.returncode:
             err.seek(0)
             msg = err.read().decode(errors="replace").strip()[-300:]
-            raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {msg}")
+            raise ToolError(f"ffmpeg {' '.join(args)} failed: {msg}")
     return seconds, (peak / 1024 if peak else None)
 
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from ldmz.codec.models.autoencoder import (
+    Autoencoder,
+    AutoencoderKLAdapter,
+    LatentGeometry,
+    PatchVAEAdapter,
+    autoencoderkl_fields,
+    patchvae_fields,
+)
 from ldmz.codec.models.registry import (
     AUDIOLDM_MEL,
     DEFAULT_MODEL,
     EMBEDDED_DIR,
     FADE_LATENT,
+    HubSource,
     LoadedModel,
     ModelError,
     ModelSpec,
-    autoencoderkl_fields,
     available_models,
     load_folder,
     load_model,
-    patchvae_fields,
     quiet_loading,
     resolve_device,
     weights_hash,
@@ -22,6 +29,11 @@ from ldmz.codec.models.registry import (
 
 __all__ = [
     "AUDIOLDM_MEL",
+    "Autoencoder",
+    "AutoencoderKLAdapter",
+    "HubSource",
+    "LatentGeometry",
+    "PatchVAEAdapter",
     "DEFAULT_MODEL",
     "EMBEDDED_DIR",
     "FADE_LATENT",

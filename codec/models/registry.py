@@ -5,13 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ldmz.formats import LdmzError, MelParams, ModelInfo
+from ldmz.codec.errors import ModelError, WeightsHashWarning
+from ldmz.codec.models.autoencoder import (
+    Autoencoder,
+    AutoencoderKLAdapter,
+    LatentGeometry,
+    PatchVAEAdapter,
+)
+from ldmz.formats import MelParams, ModelInfo
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import SpeechT5HifiGan
 
 DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
@@ -48,62 +61,65 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-class ModelError(LdmzError, LookupError):
-    """A model cannot be found or loaded, or does not match a file."""
+@dataclass(frozen=True)
+class HubSource:
+    """Where a hub model came from, so its own vocoder loads from the same snapshot."""
+
+    repo: str
+    revision: str
+    offline: bool
 
 
 @dataclass
 class LoadedModel:
-    """A VAE ready to encode (B,1,T,n_mels) log-mels to latents and back."""
+    """A model ready to run: its identity, mel front-end, autoencoder and default vocoder."""
 
     info: ModelInfo
     mel: MelParams
-    vae: object
-    kind: str  # "autoencoderkl" | "patchvae"
-    latent_channels: int
-    time_downsample: int = 4
-    freq_downsample: int = 4
+    autoencoder: Autoencoder
     vocoder: str = "hifigan"
     folder: Path | None = None
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
-    encoder_rf: int = 16  # latent frames each side that one latent frame's encoding depends on
-    decoder_rf: int = 16  # latent frames each side that one decoded latent frame depends on
+    hub: HubSource | None = None  # the own vocoder's source when ``folder`` has none
+
+    @property
+    def geometry(self) -> LatentGeometry:
+        """The autoencoder's latent grid and receptive fields."""
+        return self.autoencoder.geometry
+
+    @property
+    def vae(self) -> torch.nn.Module:
+        """The torch module holding the autoencoder's weights."""
+        return self.autoencoder.module
 
     @property
     def context(self) -> int:
         """Latent frames of context each side of a window: the receptive field plus half a fade."""
-        return max(self.encoder_rf, self.decoder_rf + FADE_LATENT // 2)
+        g = self.geometry
+        return max(g.encoder_rf, g.decoder_rf + FADE_LATENT // 2)
 
-    def encode(self, mel):  # noqa: ANN001, ANN201 - torch tensors
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """Latent mean of a (B, 1, T, n_mels) log-mel batch."""
-        if self.kind == "patchvae":
-            return self.vae.encode(mel)
-        return self.vae.encode(mel).latent_dist.mean
+        return self.autoencoder.encode(mel)
 
-    def decode(self, z):  # noqa: ANN001, ANN201 - torch tensors
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Log-mel (B, 1, T, n_mels) from latents."""
-        if self.kind == "patchvae":
-            return self.vae.decode(z)
-        return self.vae.decode(z).sample
+        return self.autoencoder.decode(z)
 
-    def load_own_vocoder(self, device: str = "cpu"):  # noqa: ANN201 - SpeechT5HifiGan | None
-        """The model's own SpeechT5HifiGan (folder's vocoder/), or None if it has none."""
+    def load_own_vocoder(self, device: str = "cpu") -> SpeechT5HifiGan | None:
+        """The model's own SpeechT5HifiGan (folder's vocoder/, else the hub's), or None."""
         if self.folder is not None and (self.folder / "vocoder" / "config.json").exists():
-            from transformers import SpeechT5HifiGan
+            source, kw = str(self.folder / "vocoder"), {}
+        elif self.hub is not None:
+            source, kw = self.hub.repo, {"subfolder": "vocoder", "revision": self.hub.revision,
+                                         "local_files_only": self.hub.offline}
+        else:
+            return None
+        from transformers import SpeechT5HifiGan
 
-            with quiet_loading():
-                net = SpeechT5HifiGan.from_pretrained(self.folder / "vocoder")
-            return net.eval().to(device)
-        if self.extra.get("repo"):
-            from transformers import SpeechT5HifiGan
-
-            with quiet_loading():
-                net = SpeechT5HifiGan.from_pretrained(
-                    self.extra["repo"], subfolder="vocoder", revision=self.extra["revision"],
-                    local_files_only=self.extra["offline"])
-            return net.eval().to(device)
-        return None
+        with quiet_loading():
+            net = SpeechT5HifiGan.from_pretrained(source, **kw)
+        return net.eval().to(device)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -129,29 +145,6 @@ def weights_hash(folder: Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
-
-
-def autoencoderkl_fields(config) -> tuple[int, int]:  # noqa: ANN001 - a diffusers config
-    """Convolutional receptive radius (encoder, decoder) of a diffusers AutoencoderKL, in latents.
-
-    Counts the 3x3 convolutions at each resolution (conv_in, resnets, resamplers, mid block,
-    conv_out). The mid-block attention and GroupNorm are global but weak; the cross-fade
-    between windows covers what they change.
-    """
-    n, per = len(config.block_out_channels), config.layers_per_block
-    down = 2 ** (n - 1)
-    enc = 1 + sum(2 * per * 2**i for i in range(n)) + sum(2**i for i in range(n - 1)) + 5 * down
-    dec = 5 * down + 1 + sum(2 * (per + 1) * 2 ** (n - 1 - i) + (2 ** (n - 2 - i) if i < n - 1
-                                                                 else 0) for i in range(n))
-    return -(-enc // down) + 1, -(-dec // down) + 1
-
-
-def patchvae_fields(config) -> tuple[int, int]:  # noqa: ANN001 - a PatchVAEConfig
-    """Receptive radius (encoder, decoder) of a PatchVAE, in latent frames."""
-    dil = [2 ** (i % 3) for i in range(max(config.enc_blocks, config.dec_blocks))]
-    enc = 1 + sum(d + 1 for d in dil[:config.enc_blocks]) + 1
-    dec = 1 + sum(d + 1 for d in dil[:config.dec_blocks]) + -(-3 // config.patch) + 1
-    return enc, dec
 
 
 @contextmanager
@@ -220,17 +213,14 @@ def _load_folder(folder: Path, device: str, name: str | None,
         keys = PatchVAEConfig.__dataclass_fields__
         vae = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items() if k in keys}))
         vae.load_state_dict(load_file(str(vfolder / "diffusion_pytorch_model.safetensors")))
-        kind, lc, down, scale = "patchvae", vae.config.latent_channels, vae.config.patch, 1.0
-        rf = patchvae_fields(vae.config)
+        ae: Autoencoder = PatchVAEAdapter(vae.eval().to(device))
+        scale = 1.0
     elif cls == "AutoencoderKL":
         from diffusers import AutoencoderKL
 
         with quiet_loading():
             vae = AutoencoderKL.from_pretrained(vfolder)
-        kind, lc = "autoencoderkl", vae.config.latent_channels
-        down = 2 ** (len(vae.config.block_out_channels) - 1)
-        scale = float(vae.config.scaling_factor)
-        rf = autoencoderkl_fields(vae.config)
+        ae, scale = AutoencoderKLAdapter(vae.eval().to(device)), float(vae.config.scaling_factor)
     else:
         raise ModelError(f"{cfg_path}: unsupported model class '{cls}' (AutoencoderKL or PatchVAE)")
     info = ModelInfo(id=name or str(folder.resolve()), revision=meta.get("revision", ""),
@@ -241,10 +231,9 @@ def _load_folder(folder: Path, device: str, name: str | None,
                          weights_sha256=str(base.get("weights_sha256", "")),
                          scaling_factor=float(base.get("scaling_factor", scale)),
                          decoder_sha256=info.weights_sha256)
-    return LoadedModel(info=info, mel=mel, vae=vae.eval().to(device), kind=kind,
-                       latent_channels=lc, time_downsample=down, freq_downsample=down,
+    return LoadedModel(info=info, mel=mel, autoencoder=ae,
                        vocoder=meta.get("vocoder", spec.vocoder if spec else "hifigan"),
-                       folder=folder, device=device, encoder_rf=rf[0], decoder_rf=rf[1])
+                       folder=folder, device=device)
 
 
 def _load_hub(spec: ModelSpec, device: str, offline: bool) -> LoadedModel:
@@ -266,16 +255,17 @@ def _load_hub(spec: ModelSpec, device: str, offline: bool) -> LoadedModel:
         path = Path(snapshot_download(spec.repo, revision=spec.revision, local_files_only=True,
                                       allow_patterns=["vae/*"]))
         sha = weights_hash(path / "vae")
-    except Exception:  # hashing is best effort when the cache layout is unusual
+    except (OSError, ValueError) as e:  # hub errors for a missing entry are both
+        warnings.warn(f"{spec.name}: cannot hash the cached VAE weights ({type(e).__name__}: "
+                      f"{e}); files written now record no weights hash, so decoding checks "
+                      f"only the model id", WeightsHashWarning, stacklevel=2)
         sha = ""
     scale = spec.scaling_factor or float(vae.config.scaling_factor)
-    rf = autoencoderkl_fields(vae.config)
     info = ModelInfo(id=spec.name, revision=spec.revision, weights_sha256=sha,
                      scaling_factor=scale)
-    return LoadedModel(info=info, mel=spec.mel, vae=vae.eval().to(device), kind="autoencoderkl",
-                       latent_channels=vae.config.latent_channels, vocoder=spec.vocoder,
-                       device=device, encoder_rf=rf[0], decoder_rf=rf[1],
-                       extra={"repo": spec.repo, "revision": spec.revision, "offline": offline})
+    return LoadedModel(info=info, mel=spec.mel, autoencoder=AutoencoderKLAdapter(
+        vae.eval().to(device)), vocoder=spec.vocoder, device=device,
+        hub=HubSource(spec.repo, spec.revision, offline))
 
 
 @lru_cache(maxsize=4)
@@ -301,7 +291,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
             got = plugins.call(plugins.MODELS, name, device)
         except RuntimeError as e:
             raise ModelError(str(e)) from e
-        return load_folder(Path(got), device, name) if isinstance(got, str | os.PathLike) else got
+        return _plugin_model(name, got, device)
     raise ModelError(f"model '{name}' not found: not a registered name "
                      f"({', '.join(available_models())}) and no folder at {folder.resolve()}; "
                      f"pass --model with one of those names or a folder in diffusers layout")
@@ -314,6 +304,12 @@ def available_models() -> list[str]:
     return emb + list(REGISTRY)
 
 
-def with_decoder(model: LoadedModel, decoder_sha: str) -> LoadedModel:
-    """A copy of ``model`` whose info records a fine-tuned decoder's hash."""
-    return replace(model, info=replace(model.info, decoder_sha256=decoder_sha))
+def _plugin_model(name: str, got: object, device: str) -> LoadedModel:
+    """What a model plug-in returned: a folder path, or a LoadedModel with an Autoencoder."""
+    if isinstance(got, str | os.PathLike):
+        return load_folder(Path(got), device, name)
+    if isinstance(got, LoadedModel) and isinstance(got.autoencoder, Autoencoder):
+        return got
+    raise ModelError(f"model plug-in '{name}' returned {type(got).__name__}, not a model folder "
+                     f"nor a LoadedModel whose autoencoder implements "
+                     f"ldmz.codec.models.Autoencoder; fix the plug-in or uninstall it")

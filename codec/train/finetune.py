@@ -10,34 +10,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ldmz.codec.errors import TrainError
 from ldmz.codec.models import LoadedModel, ModelError, load_model, quiet_loading, weights_hash
+from ldmz.codec.params import from_json
 from ldmz.codec.train.mels import build_cache, read_manifest
 from ldmz.codec.train.trainer import (
     TrainConfig,
     _lr,
     crop_batch,
     evaluate,
-    export,
     plot_log,
     quant_noise,
 )
-from ldmz.formats import LdmzError, MelParams
+from ldmz.formats import MelParams
 
-# Parameter-name prefixes of the trainable (decoder) side, per model kind; the rest is frozen.
-DECODER_PARTS = {
-    "autoencoderkl": ("post_quant_conv.", "decoder."),
-    "patchvae": ("proj_out.", "dec.", "refine."),
-}
-
-
-class FinetuneError(LdmzError, ValueError):
-    """A fine-tuning run cannot start: no data, or a checkpoint of another base model."""
+FinetuneError = TrainError  # the name earlier releases exported
 
 
 @dataclass(frozen=True)
@@ -70,13 +63,7 @@ class FinetuneConfig:
     @classmethod
     def load(cls, path: str | None, **overrides: object) -> FinetuneConfig:
         """Read a JSON config (unknown keys refused), then apply the non-None ``overrides``."""
-        raw = json.loads(Path(path).read_text()) if path else {}
-        names = {f.name for f in fields(cls)}
-        bad = set(raw) - names
-        if bad:
-            raise ValueError(f"{path}: unknown fine-tuning config keys {sorted(bad)}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+        return from_json(cls, path, **overrides)
 
     @property
     def out_dir(self) -> Path:
@@ -89,7 +76,7 @@ class FinetuneConfig:
 
 def decoder_params(model: LoadedModel) -> list[str]:
     """Names of the parameters fine-tuning trains (the decoder side of ``model.vae``)."""
-    parts = DECODER_PARTS[model.kind]
+    parts = model.autoencoder.decoder_prefixes
     return [n for n, _ in model.vae.named_parameters() if n.startswith(parts)]
 
 
@@ -120,11 +107,7 @@ def export_finetuned(model: LoadedModel, base: LoadedModel, folder: Path, step: 
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     for p in (tmp, old):
         shutil.rmtree(p, ignore_errors=True)
-    if model.kind == "patchvae":
-        export(model.vae, tmp)
-    else:
-        with quiet_loading():
-            model.vae.save_pretrained(tmp)
+    model.autoencoder.save(tmp)
     if (folder / "vocoder" / "config.json").exists():
         os.replace(folder / "vocoder", tmp / "vocoder")
     else:  # the base's own vocoder goes with it, so `--vocoder hifigan` still means the same
@@ -169,9 +152,9 @@ def finetune(cfg: FinetuneConfig, log: Callable[[str], object] = print) -> Path:
 
 def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
     base = load_model(cfg.base, cfg.device, cfg.offline or None)
-    if base.kind not in DECODER_PARTS:
-        raise ModelError(f"{cfg.base}: cannot fine-tune a '{base.kind}' model "
-                         f"(AutoencoderKL or PatchVAE)")
+    if not base.autoencoder.decoder_prefixes:
+        raise ModelError(f"{cfg.base}: its autoencoder ({type(base.autoencoder).__name__}) "
+                         f"names no decoder parameters to fine-tune")
     manifest, out = Path(cfg.manifest), cfg.out_dir
     if not manifest.exists():
         raise FinetuneError(f"{manifest}: no training manifest; run "
@@ -181,13 +164,14 @@ def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
     if train_data is None:
         raise FinetuneError(f"{manifest}: no 'train' rows; add audio files with split 'train'")
     val_data = mel_cache(manifest, "val", base.mel) or train_data
-    down, dev = base.time_downsample, base.device
+    down, dev = base.geometry.time_downsample, base.device
     frames = -(-cfg.frames // down) * down
     floor = math.log(base.mel.log_floor)
     val = crop_batch(val_data, cfg.val_batch, 2 * frames, 0.0, floor,
                  np.random.default_rng(1234)).to(dev)
 
-    model = replace(base, vae=copy.deepcopy(base.vae))  # load_model's cached base stays intact
+    # load_model's cached base stays intact
+    model = replace(base, autoencoder=copy.deepcopy(base.autoencoder))
     train_names = set(decoder_params(model))
     params = []
     for n, p in model.vae.named_parameters():
