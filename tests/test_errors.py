@@ -47,9 +47,13 @@ def test_parameter_checks_raise_param_error() -> None:
         compare(x, 16000, x, 16000, CompareParams(), names=("nope",))
 
 
-def test_demo_bad_bits_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--bits", "9", "--out", str(tmp_path)]) == 1
-    assert _one_line(capsys) == "ldmz demo: bits must be 1..8, got 9"
+def test_demo_bad_bits_and_missing_file(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:  # argparse's own usage error
+        main(["demo", "--bits", "9", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "Traceback" not in capsys.readouterr().err
+    assert main(["demo", str(tmp_path / "nope.flac"), "--out", str(tmp_path)]) == 1
+    assert _one_line(capsys) == f"ldmz demo: {tmp_path / 'nope.flac'}: no such file"
 
 
 @pytest.mark.parametrize(("text", "needle"), [
@@ -81,11 +85,15 @@ def test_missing_file_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_ldmz_debug_prints_the_traceback_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"stepz": 3}')
+    assert main(["train", "--config", str(cfg)]) == 1
+    line = _one_line(capsys)
     monkeypatch.setenv("LDMZ_DEBUG", "1")
-    assert main(["demo", "--bits", "9", "--out", str(tmp_path)]) == 1
+    assert main(["train", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("Traceback") and "ParamError" in err
-    assert err.rstrip().splitlines()[-1] == "ldmz demo: bits must be 1..8, got 9"
+    assert err.startswith("Traceback") and "ConfigError" in err
+    assert err.rstrip().splitlines()[-1] == line
 
 
 def test_a_bug_is_one_line_that_says_so(monkeypatch: pytest.MonkeyPatch,
