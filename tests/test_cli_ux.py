@@ -130,7 +130,15 @@ def test_stdin_and_stdout(tiny_audioldm: Path, tmp_path: Path,
     wav, err = capsysbinary.readouterr()
     y, sr = sf.read(io.BytesIO(wav), dtype="float32")
     assert (len(y), sr, err) == (8000, 16000, b"")
-    assert sf.info(io.BytesIO(wav)).subtype == "FLOAT"
+    assert wav[36:40] == b"fact"  # ldmz's own streamed header (libsndfile's would have PEAK)
+    with sf.SoundFile(io.BytesIO(wav)) as piped:  # streamed: the header written first
+        assert piped.subtype == "FLOAT" and piped.title == "Piped"
+    assert main(["decode", str(tmp_path / "x.ldmz"), "-q"]) == 0  # the same as a file
+    assert np.array_equal(sf.read(tmp_path / "x.ldmz.wav", dtype="float32")[0], y)
+    (tmp_path / "x.ldmz.wav").unlink()
+    assert main(["decode", str(tmp_path / "x.ldmz"), "-o", "-", "--format", "flac", "-q"]) == 0
+    flac = capsysbinary.readouterr().out
+    assert sf.info(io.BytesIO(flac)).format == "FLAC" and sf.info(io.BytesIO(flac)).frames == 8000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.flac", "x.ldmz"]  # no file "-"
 
 

@@ -379,7 +379,7 @@ def run_decode(args: argparse.Namespace) -> int:
             tags[WRITTEN_BY] = f"ldmz {__version__}"
             w = write_decoded(dst, st, st.sample_rate, st.channels, container=container,
                               sample_format=sample_format, peak=args.peak, tags=tags,
-                              mute=mute, overwrite=args.force)
+                              mute=mute, overwrite=args.force, total=st.samples)
         finally:
             close()
         for d in damage:

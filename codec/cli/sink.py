@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -74,14 +75,20 @@ def _scaled(path: Path, gain: float, w: Written, is_float: bool) -> Iterator[np.
 def write_decoded(dst: Path | None, blocks: Iterable[np.ndarray], sr: int, channels: int, *,
                   container: str = "wav", sample_format: str = "f32", peak: str = "auto",
                   tags: Mapping[str, str] | None = None,
-                  mute: Sequence[tuple[int, int]] = (), overwrite: bool = False) -> Written:
+                  mute: Sequence[tuple[int, int]] = (), overwrite: bool = False,
+                  total: int | None = None) -> Written:
     """Write decoded blocks to ``dst`` (None: standard output, as ``container``) atomically.
 
     Float output is written in one pass. Integer output, and ``peak="normalize"``, first go to
-    a float file beside the target, so the whole file's peak is known before any gain.
+    a float file beside the target, so the whole file's peak is known before any gain. A float
+    WAV of ``total`` known samples streams to standard output as it is decoded; other formats
+    are staged in a temporary file and then copied.
     """
     from ldmz.codec.audio_io import write_audio_stream
 
+    if dst is None and container == "wav" and sample_format == "f32" and peak != "normalize" \
+            and total is not None and total * channels * 4 < 2**32 - 1024:
+        return _stream_wav(blocks, sr, channels, total, tags or {}, mute)
     if dst is None:  # a complete file with a correct header, then copied to the pipe
         with tempfile.TemporaryDirectory(prefix="ldmz-") as d:
             staged = Path(d) / f"stdout.{container}"
@@ -108,6 +115,41 @@ def write_decoded(dst: Path | None, blocks: Iterable[np.ndarray], sr: int, chann
             if os.path.exists(stage):
                 os.unlink(stage)
     w.bytes = dst.stat().st_size
+    return w
+
+
+# RIFF INFO ids of the tags (the ones libsndfile reads back as the same names)
+_INFO_IDS = {"title": b"INAM", "artist": b"IART", "album": b"IPRD", "genre": b"IGNR",
+             "comment": b"ICMT", "date": b"ICRD", "tracknumber": b"ITRK", "copyright": b"ICOP",
+             "license": b"ILIC", "software": b"ISFT"}
+
+
+def _info_chunk(tags: Mapping[str, str]) -> bytes:
+    body = b"INFO"
+    for k, v in tags.items():
+        if k in _INFO_IDS and v:
+            data = v.encode("utf-8") + b"\0"
+            body += _INFO_IDS[k] + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
+    return b"LIST" + struct.pack("<I", len(body)) + body if len(body) > 4 else b""
+
+
+def _stream_wav(blocks: Iterable[np.ndarray], sr: int, channels: int, total: int,
+                tags: Mapping[str, str], mute: Sequence[tuple[int, int]]) -> Written:
+    """A 32-bit float WAV to standard output block by block: its length is known up front."""
+    data = total * channels * 4
+    fmt = struct.pack("<HHIIHH", 3, channels, sr, sr * channels * 4, channels * 4, 32)
+    info = _info_chunk(tags)
+    head = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, total) + info + b"data" + struct.pack("<I", data))
+    out = sys.stdout.buffer
+    out.write(b"RIFF" + struct.pack("<I", len(head) + data) + head)
+    w = Written()
+    for blk in _measure(blocks, w, mute):
+        out.write(np.ascontiguousarray(blk, "<f4").tobytes())
+    if w.samples != total:  # cannot happen with DecodeStream, which pads or cuts to its length
+        raise RuntimeError(f"decoded {w.samples} samples, the header promised {total}")
+    out.flush()
+    w.bytes = 8 + len(head) + data
     return w
 
 
