@@ -10,9 +10,9 @@ from __future__ import annotations
 from ldmz.formats.errors import ChecksumError, FormatError, LdmzError, VersionError
 
 __all__ = [
-    "AudioError", "ChecksumError", "ConfigError", "FormatError", "LdmzError", "ModelError",
-    "ParamError", "PluginError", "ToolError", "TrainError", "UsageError", "VersionError",
-    "VocoderError", "WeightsHashWarning",
+    "AudioError", "ChecksumError", "ClusterError", "ConfigError", "FormatError", "LdmzError",
+    "ModelError", "ParamError", "PluginError", "ToolError", "TrainError", "UsageError",
+    "VersionError", "VocoderError", "WeightsHashWarning",
 ]
 
 
@@ -50,6 +50,10 @@ class TrainError(LdmzError, ValueError):
 
 class ToolError(LdmzError, RuntimeError):
     """An external program (ffmpeg, opusenc) failed."""
+
+
+class ClusterError(LdmzError, RuntimeError):
+    """`ldmz encode --ray` without the cluster extra installed, or no Ray cluster to reach."""
 
 
 class WeightsHashWarning(UserWarning):

@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
+from ldmz.codec.cli.cluster import add_cluster_options
 from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
 
@@ -92,6 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help=f"set the {tag} tag (UTF-8; replaces the source's)")
     pe.add_argument("--no-source-tags", action="store_true",
                     help="do not carry the source's tags (FLAC/Vorbis comments, ID3, WAV INFO)")
+    add_cluster_options(pe)
     pe.set_defaults(run=run_encode)
     pd = sub_parser(
         sub, "decode", help=".ldmz -> audio (WAV, or FLAC by suffix)",
@@ -286,6 +288,10 @@ def _check_device(device: str) -> None:
 
 def run_encode(args: argparse.Namespace) -> int:
     """Encode every input; a bad file is reported and skipped; rc 1 if any failed."""
+    if args.ray is not None:
+        from ldmz.codec.cli.cluster import run_cluster
+
+        return run_cluster(args)
     import io
     import time
 
