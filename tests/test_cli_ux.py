@@ -69,6 +69,22 @@ def test_force_is_never_suggested_onto_the_source(tiny_audioldm: Path, tmp_path:
     assert "--force" in _err_lines(capsys)[0]
 
 
+def test_encode_never_writes_ldmz_bytes_under_an_audio_name(
+        tiny_audioldm: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = _wav(tmp_path / "song.wav")
+    flac = _wav(tmp_path / "song.flac", fmt="FLAC")
+    before = flac.read_bytes()
+    for force in ([], ["--force"]):
+        assert main(["encode", str(src), "-o", str(flac), "--model", str(tiny_audioldm),
+                     "-q", *force]) == 1
+        err = _err_lines(capsys)
+        assert len(err) == 1 and ".ldmz" in err[0] and "--force" not in err[0]
+    assert flac.read_bytes() == before
+    f = _ldmz(tiny_audioldm, tmp_path)
+    assert main(["decode", str(f), "-o", str(tmp_path / "a.mp3"), "-q"]) == 1
+    assert ".wav or .flac" in _err_lines(capsys)[0]
+
+
 def _loud_stream(amp: float):  # noqa: ANN202 - a decode_stream stand-in with overs
     from ldmz.codec.api import DecodeStream
 

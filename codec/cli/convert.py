@@ -189,6 +189,13 @@ def _exists(src: Path, dst: Path) -> str:
     return f"{dst}: already exists (use --force to overwrite)"
 
 
+def _suffix_ok(dst: Path, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse a target whose suffix says another format, before --force is ever suggested."""
+    if dst.suffix.lower() not in suffixes:
+        raise ParamError(f"{dst}: {what} writes {' or '.join(suffixes)} files; change the output "
+                         f"suffix")
+
+
 def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, convert,  # noqa: ANN001
            exists=_exists) -> int:  # noqa: ANN001
     from tqdm import tqdm
@@ -214,6 +221,9 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, conver
             if dst is None and sys.stdout.isatty():
                 raise ParamError(f"{src}: will not write binary data to a terminal; give "
                                  f"-o FILE or pipe the output")
+            if dst is not None:
+                _suffix_ok(dst, (out_suffix,) if out_suffix == ".ldmz" else (".wav", ".flac"),
+                           args.command)
             if dst is not None and dst.exists() and not args.force:
                 raise FileExistsError(exists(src, dst))
             if dst is not None and src != STDIO and dst.resolve() == src.resolve():
@@ -366,8 +376,6 @@ def run_decode(args: argparse.Namespace) -> int:
 
     def convert(src: Path, dst: Path | None) -> None:
         container = args.format if dst is None else dst.suffix.lower().lstrip(".")
-        if container not in ("wav", "flac"):
-            raise ParamError(f"{dst}: can only write .wav or .flac; change the output suffix")
         sample_format = args.sample_format or ("f32" if container == "wav" else "s24")
         t0 = time.perf_counter()
         where = sys.stdin.buffer if src == STDIO else src
