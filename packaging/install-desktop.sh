@@ -4,10 +4,13 @@
 #   ~/.local/share/mime/packages/ldmz-mime.xml      (+ update-mime-database)
 #   ~/.local/share/icons/hicolor/{scalable,256x256}/apps/ldmz.{svg,png}
 #   ~/.magic                                         (file(1) entry, between markers)
+# The entry runs the venv's ldmz-gui by absolute path (LDMZ_VENV, default: this checkout's .venv),
+# so it works when the venv is not on PATH.
 # Usage: packaging/install-desktop.sh [--uninstall]
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
+venv=${LDMZ_VENV:-$(cd "$here/.." && pwd)/.venv}
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
 magic="$HOME/.magic"
 begin="# >>> ldmz >>>"
@@ -46,7 +49,25 @@ if [ "${1:-}" = "--uninstall" ]; then
     exit 0
 fi
 
-install -Dm644 "$here/ldmz-gui.desktop" "$data/applications/ldmz-gui.desktop"
+if [ -x "$venv/bin/ldmz-gui" ]; then
+    gui=$(cd "$venv/bin" && pwd -P)/ldmz-gui
+else
+    gui=$(command -v ldmz-gui || true)
+fi
+if [ -z "$gui" ]; then
+    echo "install-desktop.sh: no ldmz-gui in $venv/bin or on PATH; run packaging/setup.sh" \
+         "first or set LDMZ_VENV" >&2
+    exit 1
+fi
+case "$gui" in *[!A-Za-z0-9_./+-]*)
+    echo "install-desktop.sh: $gui: a path with spaces or quotes cannot go into Exec=" >&2
+    exit 1;;
+esac
+mkdir -p "$data/applications"
+sed -e "s|^Exec=ldmz-gui |Exec=$gui |" -e "s|^TryExec=ldmz-gui\$|TryExec=$gui|" \
+    "$here/ldmz-gui.desktop" > "$data/applications/ldmz-gui.desktop.tmp"
+chmod 644 "$data/applications/ldmz-gui.desktop.tmp"
+mv "$data/applications/ldmz-gui.desktop.tmp" "$data/applications/ldmz-gui.desktop"
 install -Dm644 "$here/ldmz-mime.xml" "$data/mime/packages/ldmz-mime.xml"
 install -Dm644 "$here/ldmz.svg" "$data/icons/hicolor/scalable/apps/ldmz.svg"
 install -Dm644 "$here/ldmz.png" "$data/icons/hicolor/256x256/apps/ldmz.png"

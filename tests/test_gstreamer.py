@@ -210,3 +210,122 @@ def test_install_script_puts_plugin_where_the_loader_looks(gst_env: dict[str, st
     (tmp_path / "noise.ldmz").write_bytes(b"RIFF" * 100)  # ldmz itself must load to say so
     r = _decode(tmp_path / "noise.ldmz", tmp_path / "x.wav", env)
     assert r.returncode != 0 and "noise.ldmz: not an ldmz file" in r.stderr, _out(r)
+
+
+def test_discoverer_answers_from_the_header(gst_env: dict[str, str],
+                                            files: dict[str, Path]) -> None:
+    """The default vocoder's file, repeatedly, with discoverer's default 10 s timeout: the
+    header alone answers (no model load, no decode), and every run exits cleanly."""
+    if shutil.which("gst-discoverer-1.0") is None:
+        pytest.fail("gst-discoverer-1.0 is missing: install gstreamer1.0-plugins-base-apps")
+    for _ in range(5):
+        r = _run(["gst-discoverer-1.0", "-v", str(files["song"])], gst_env, timeout=60)
+        assert r.returncode == 0 and "Done discovering" in r.stdout, _out(r)
+        for want in ("Duration: 0:00:02.000", "Channels: 2", "Sample rate: 16000",
+                     "container format: ldmz"):
+            assert want in r.stdout, f"{want!r} missing\n" + _out(r)
+        assert "Timeout" not in r.stdout + r.stderr, _out(r)
+
+
+PLAY_SCRIPT = r"""
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.ElementFactory.make("playbin")
+p.set_property("uri", Gst.filename_to_uri(sys.argv[1]))
+p.set_property("audio-sink", Gst.parse_bin_from_description(
+    "audioconvert ! audio/x-raw,format=F32LE ! fakesink name=out sync=true", True))
+seen = {"samples": 0, "late": None}
+def probe(pad, info):
+    b = info.get_buffer()
+    if seen["late"] is None:  # running time of the first sample vs the clock, when pushed
+        seg = pad.get_sticky_event(Gst.EventType.SEGMENT, 0).parse_segment()
+        el = pad.get_parent_element()
+        now = el.get_clock().get_time() - el.get_base_time()
+        seen["late"] = now - seg.to_running_time(Gst.Format.TIME, b.pts)
+    seen["samples"] += b.get_size() // 4 // 2
+    return Gst.PadProbeReturn.OK
+def added(bin_, sub, el):
+    if el.get_factory() and el.get_factory().get_name() == "ldmzdec":
+        el.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
+p.connect("deep-element-added", added)
+p.set_state(Gst.State.PLAYING)
+msg = p.get_bus().timed_pop_filtered(300 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+assert msg is not None and msg.type == Gst.MessageType.EOS, msg and msg.parse_error()
+p.set_state(Gst.State.NULL)
+print(seen["samples"], seen["late"])
+"""
+
+
+def test_playbin_and_gst_play_with_the_default_vocoder(gst_env: dict[str, str],
+                                                       files: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """playbin twice and gst-play once on the default vocoder's file: every sample arrives, and
+    the first one is not late (the model loads after preroll; the segment moves instead)."""
+    py = Path("/usr/bin/python3")
+    if not py.exists():
+        pytest.skip("no /usr/bin/python3 with python3-gst-1.0 to drive playbin")
+    script = tmp_path / "play.py"
+    script.write_text(PLAY_SCRIPT)
+    for _ in range(2):
+        r = _run([str(py), str(script), str(files["song"])], gst_env)
+        assert r.returncode == 0, _out(r)
+        samples, late = (int(v) for v in r.stdout.split()[-2:])
+        assert samples == SECONDS * SR and late <= 0, (samples, late)
+    if shutil.which("gst-play-1.0") is None:
+        pytest.fail("gst-play-1.0 is missing: install gstreamer1.0-plugins-base-apps")
+    r = _run(["gst-play-1.0", "--no-interactive", "-q", "--audiosink=fakesink sync=true",
+              str(files["song"])], gst_env)
+    assert r.returncode == 0 and "ERROR" not in r.stdout + r.stderr, _out(r)
+
+
+def test_ldmzdec_checks_the_magic_and_buffers_only_the_declared_bytes(
+        gst_env: dict[str, str], files: dict[str, Path], tmp_path: Path) -> None:
+    def fd_pipeline(shell_input: str, tail: str, extra: str = "") -> subprocess.CompletedProcess:
+        cmd = (f"{shell_input} | gst-launch-1.0 -q fdsrc fd=0 ! audio/x-ldmz ! ldmzdec {extra} "
+               f"! {tail}")
+        return _run(["sh", "-c", cmd], gst_env, timeout=120)
+
+    # an endless stream of zeros is refused at its first bytes (it used to be buffered forever)
+    r = fd_pipeline("cat /dev/zero", "fakesink")
+    assert r.returncode != 0 and "not an ldmz file" in r.stdout + r.stderr, _out(r)
+    # a file followed by an endless stream: only the bytes its header declares are read
+    out = tmp_path / "out.wav"
+    r = fd_pipeline(f"cat {files['fast']} /dev/zero",
+                    f"audioconvert ! wavenc ! filesink location={out}")
+    assert r.returncode == 0, _out(r)
+    _check_wav(out, files["fast"])
+    # a header that declares more than max-bytes is refused before the rest is buffered
+    r = fd_pipeline(f"cat {files['fast']}", "fakesink", "max-bytes=1024")
+    assert r.returncode != 0 and "max-bytes" in r.stdout + r.stderr, _out(r)
+
+
+def test_activated_venv_shell_still_loads_the_plugin(gst_env: dict[str, str],
+                                                     files: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """A shell with a venv activated (its bin/ first on PATH) runs gst-launch … ldmzdec."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
+                                "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "ldmz-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # ldmz, torch
+    env = {k: v for k, v in gst_env.items() if k != "GST_PLUGIN_PATH"}
+    env.update(HOME=str(tmp_path), LDMZ_VENV=str(venv), VIRTUAL_ENV=str(venv),
+               GST_REGISTRY=str(tmp_path / "registry.bin"))
+    r = _run(["sh", str(GST_DIR / "install.sh")], env)
+    assert r.returncode == 0 and (site / "ldmz_gst_gi.pth").exists(), _out(r)
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"  # what `source venv/bin/activate` does
+    out = tmp_path / "out.wav"
+    r = _decode(files["fast"], out, env)
+    assert r.returncode == 0, _out(r)
+    _check_wav(out, files["fast"])
+    (site / "ldmz_gst_gi.pth").unlink()  # the control: without it, the loader loses gi
+    env["GST_REGISTRY"] = str(tmp_path / "registry2.bin")
+    r = _run(["gst-inspect-1.0", "ldmzdec"], env)
+    assert r.returncode != 0 and "pygobject initialization failed" in r.stderr, _out(r)

@@ -37,7 +37,8 @@ def test_desktop_entry_validates() -> None:
     r = subprocess.run([exe, str(PKG / "ldmz-gui.desktop")], capture_output=True, text=True)
     assert r.returncode == 0 and "error" not in r.stdout.lower(), r.stdout + r.stderr
     text = (PKG / "ldmz-gui.desktop").read_text()
-    assert "MimeType=application/x-ldmz;" in text and "Exec=ldmz-gui" in text
+    # one file per launch (ldmz-gui opens one), the freedesktop audio type
+    assert "MimeType=audio/x-ldmz;" in text and "Exec=ldmz-gui %f\n" in text
 
 
 def test_mime_xml_is_well_formed() -> None:
@@ -46,7 +47,8 @@ def test_mime_xml_is_well_formed() -> None:
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (PKG / "ldmz-mime.xml").read_text()
-    assert 'type="application/x-ldmz"' in text and 'pattern="*.ldmz"' in text
+    assert 'mime-type type="audio/x-ldmz"' in text and 'pattern="*.ldmz"' in text
+    assert '<alias type="application/x-ldmz"/>' in text
     assert 'value="LDMZ"' in text
 
 
@@ -58,7 +60,7 @@ def test_file_magic_names_format_and_version(tmp_path: Path) -> None:
     assert "ldmz compressed audio latents, version 1.0" in r.stdout
     r = subprocess.run([exe, "-b", "--mime-type", "-m", str(PKG / "ldmz.magic"), str(f)],
                        capture_output=True, text=True)
-    assert r.stdout.strip() == "application/x-ldmz"
+    assert r.stdout.strip() == "audio/x-ldmz"
 
 
 def test_icon_png_matches_svg() -> None:
@@ -70,7 +72,12 @@ def test_icon_png_matches_svg() -> None:
 
 def test_install_script_is_idempotent(tmp_path: Path) -> None:
     _need("sh")
-    env = {**os.environ, "HOME": str(tmp_path)}
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "ldmz-gui").write_text("#!/bin/sh\n")
+    (venv / "bin" / "ldmz-gui").chmod(0o755)
+    env = {**os.environ, "HOME": str(tmp_path), "LDMZ_VENV": str(venv),
+           "PATH": "/usr/bin:/bin"}  # the venv is not on PATH: the entry must not need it
     env.pop("XDG_DATA_HOME", None)
     for _ in range(2):
         subprocess.run(["sh", str(PKG / "install-desktop.sh")], env=env, check=True,
@@ -82,7 +89,16 @@ def test_install_script_is_idempotent(tmp_path: Path) -> None:
     magic = (tmp_path / ".magic").read_text()
     assert magic.count("# >>> ldmz >>>") == 1 and magic.count("\tstring\tLDMZ\t") == 1
     if shutil.which("update-mime-database"):
-        assert (data / "mime/application/x-ldmz.xml").is_file()
+        assert (data / "mime/audio/x-ldmz.xml").is_file()
+        aliases = (data / "mime/aliases").read_text()
+        assert "application/x-ldmz audio/x-ldmz" in aliases
+    entry = (data / "applications/ldmz-gui.desktop").read_text()
+    gui = venv.resolve() / "bin" / "ldmz-gui"
+    assert f"\nExec={gui} %f\n" in entry and f"\nTryExec={gui}\n" in entry
+    if shutil.which("desktop-file-validate"):
+        r = subprocess.run(["desktop-file-validate", str(data / "applications/ldmz-gui.desktop")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "error" not in r.stdout.lower(), r.stdout
     if shutil.which("file"):
         f = _ldmz(tmp_path / "y.ldmz")
         out = subprocess.run(["file", str(f)], env=env, capture_output=True, text=True).stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import os
 import queue
 import re
@@ -31,6 +32,10 @@ VENV_ENV = "LDMZ_VENV"  # a virtual environment with ldmz installed (its site-pa
 VENV_FILE = Path(__file__).with_name("ldmz_gst.venv")  # one line: the same, written at install
 BUFFER_SECONDS = 0.1  # decoded audio is pushed in buffers of this length
 PLAY_WINDOW = 256  # mel frames per vocoder call (~3 s): first audio soon; output unchanged
+MAX_INPUT_BYTES = 1 << 30  # ldmzdec's default max-bytes (about 10 h of stereo at 200 kbps)
+MAX_HEADER_PREFIX = 16 + 16 * 1024 * 1024  # preamble + the format's header limit
+JOIN_SECONDS = 120.0  # how long a state change waits for the decoder thread to stop
+LATE_MARGIN = 100 * 1000 * 1000  # ns of slack when the first audio arrives after its time
 
 
 # ----------------------------------------------------------------------------- finding ldmz
@@ -73,11 +78,11 @@ def _add_site(sp: Path) -> None:
     sys.path[:] = added + before
 
 
-def import_ldmz() -> Any:
-    """Import and return ``ldmz.codec.api``, adding the venv ldmz lives in to sys.path first."""
+def _import(module: str) -> Any:
+    """Import and return ``module`` (of ldmz), adding the venv ldmz lives in to sys.path first."""
     with _import_lock:
-        if "ldmz.codec.api" in sys.modules:
-            return sys.modules["ldmz.codec.api"]
+        if module in sys.modules:
+            return sys.modules[module]
         if not getattr(sys, "argv", None):  # the embedded interpreter has none; some libraries
             sys.argv = ["gst-ldmz"]          # read sys.argv[0]
         tried = []
@@ -94,18 +99,32 @@ def import_ldmz() -> Any:
             tried.append(f"not in {sp} (from {origin})")
             break
         try:
-            import ldmz.codec.api as api
+            return importlib.import_module(module)
         except ImportError as e:
             why = "; ".join(tried) or "no venv found"
             raise SetupError(
                 f"cannot import ldmz in GStreamer's Python {sys.version.split()[0]} ({e}; "
                 f"{why}): set {VENV_ENV} to the venv ldmz is installed in") from e
-        return api
+
+
+def import_ldmz() -> Any:
+    """``ldmz.codec.api`` (torch and the model load later, when a decode starts)."""
+    return _import("ldmz.codec.api")
+
+
+def import_formats() -> Any:
+    """``ldmz.formats`` (numpy, msgpack and zstandard only: cheap, for headers)."""
+    return _import("ldmz.formats")
 
 
 # ----------------------------------------------------------------------------- helpers
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (a file must not drive the terminal)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = _printable(" ".join(str(e).split())) or type(e).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -225,7 +244,13 @@ def _from_chunk(f: Any, raw: bytes, k: int) -> tuple[Any, int]:
 
 
 class LdmzDec(Gst.Element):
-    """Decode a whole `.ldmz` stream to F32LE interleaved audio at the file's rate/channels."""
+    """Decode a `.ldmz` stream to F32LE interleaved audio at the file's rate and channels.
+
+    The header alone answers discovery: as soon as it has arrived, caps, duration, tags and a
+    GAP event go downstream, so a PAUSED pipeline (gst-discoverer) prerolls without decoding.
+    Decoding starts when the element goes to PLAYING; if the first audio is late by then (the
+    model loads once per process), the segment is moved so that nothing is clipped.
+    """
 
     __gtype_name__ = "GstLdmzDec"
     __gstmetadata__ = ("ldmz decoder", "Codec/Decoder/Audio",
@@ -241,64 +266,161 @@ class LdmzDec(Gst.Element):
                                blurb="hifigan, universal or griffinlim; empty: the file's own")
     device = GObject.Property(type=str, default="auto", nick="Device",
                               blurb="torch device: auto, cpu, cuda, ...")
+    max_bytes = GObject.Property(type=GObject.TYPE_UINT64, default=MAX_INPUT_BYTES,
+                                 minimum=1024, maximum=2**40, nick="Max bytes",
+                                 blurb="refuse files whose header declares more bytes than this")
 
     def __init__(self) -> None:
         super().__init__()
         _add_pads(self)
         self.srcpad.set_query_function_full(self._src_query)
         self.srcpad.set_event_function_full(self._src_event)
+        self._lock = threading.RLock()
+        self._playing = False
+        self._thread: threading.Thread | None = None
         self._reset()
 
     def _reset(self) -> None:
         self._data = bytearray()
         self._name = "<ldmz stream>"
-        self._started = False  # the whole input has arrived
-        self._file: Any = None  # the parsed, verified LdmzFile (for seeks)
+        self._header: Any = None
+        self._total = 0  # bytes the header declares for the whole file
+        self._failed = False
+        self._file: Any = None  # the parsed, verified LdmzFile, once every byte has arrived
         self._raw = b""
         self._duration = -1  # ns, once the header is known
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._stop = threading.Event()
+        self._segment: Any = None  # where the next decode starts (a TIME segment)
+        self._seqnum = 0
+        self._launched = False
         self._offset = 0  # next output sample
         self._rate = 0
         self._discont = True
-        self._model_id = ""
+        self._late_checked = False
         self._tags = Gst.TagList.new_empty()
 
-    # --- input: collect the file
+    # --- input: the header first, then the rest, never more than the header declares
     def _chain(self, pad: Gst.Pad, parent: Gst.Object, buf: Gst.Buffer) -> Gst.FlowReturn:
-        if self._started:
-            return Gst.FlowReturn.EOS
-        self._data += buf.extract_dup(0, buf.get_size())
+        if self._failed:
+            return Gst.FlowReturn.ERROR
+        if self._file is not None:
+            return Gst.FlowReturn.EOS  # trailing bytes are not ours
+        want = self._total or MAX_HEADER_PREFIX
+        self._data += buf.extract_dup(0, min(buf.get_size(), want - len(self._data)))
+        try:
+            if self._header is None and not self._read_header():
+                return Gst.FlowReturn.OK
+            if len(self._data) >= self._total:
+                self._complete()
+                return Gst.FlowReturn.EOS
+        except Exception as e:  # noqa: BLE001 - every failure becomes one GStreamer error
+            self._fail(e)
+            return Gst.FlowReturn.ERROR
         return Gst.FlowReturn.OK
+
+    def _read_header(self) -> bool:
+        """Parse the header once it is complete; False while more bytes are needed."""
+        from_formats = import_formats()
+        if self._name == "<ldmz stream>":
+            self._name = _upstream_name(self.sinkpad)
+        end = from_formats.header_end(bytes(self._data[:16]), self._name)
+        if end is None or len(self._data) < end:
+            return False
+        h, start = from_formats.read_header(bytes(self._data[:end]), self._name)
+        total = start + h.data_size
+        if total > self.max_bytes:
+            raise SetupError(f"{self._name}: its header declares {total} bytes, over ldmzdec's "
+                             f"max-bytes ({self.max_bytes}); raise max-bytes to play it")
+        self._header, self._total = h, total
+        self._duration = Gst.util_uint64_scale_int(h.source.samples, Gst.SECOND,
+                                                   h.source.sample_rate)
+        seg = Gst.Segment()
+        seg.init(Gst.Format.TIME)
+        seg.duration = self._duration
+        self._segment, self._seqnum = seg, Gst.util_seqnum_next()
+        self._header_tags(h, total)
+        self._rate = h.source.sample_rate
+        self._start_output(seg, self._seqnum)
+        return True
+
+    def _complete(self) -> None:
+        """Every byte has arrived: verify the whole file, then decode when PLAYING."""
+        from_formats = import_formats()
+        self._raw = bytes(self._data[:self._total])
+        self._data = bytearray()
+        self._file = from_formats.LdmzFile.from_bytes(self._raw, self._name)
+        self._maybe_launch()
+
+    def _fail(self, e: BaseException) -> None:
+        """Post ``e`` now (before upstream reports our ERROR flow), then end the stream."""
+        self._failed = True
+        self._data = bytearray()
+        _post_error(self, Gst.stream_error_quark(), int(Gst.StreamError.DECODE), e)
+        if self._segment is not None:  # after the header's events, from the streaming task
+            self._queue.put(("end", None))
 
     def _sink_event(self, pad: Gst.Pad, parent: Gst.Object, event: Gst.Event) -> bool:
         t = event.type
         if t == Gst.EventType.EOS:
-            if not self._started:
-                self._started = True
-                self._name = _upstream_name(self.sinkpad)
-                seg = Gst.Segment()
-                seg.init(Gst.Format.TIME)
-                self._launch(bytes(self._data), seg, Gst.util_seqnum_next())
-                self._data = bytearray()
+            if self._file is None and not self._failed:
+                try:  # the formats layer names what is missing (magic, truncation, ...)
+                    import_formats().LdmzFile.from_bytes(bytes(self._data), self._name)
+                    raise SetupError(f"{self._name}: the stream ended early")
+                except Exception as e:  # noqa: BLE001
+                    self._fail(e)
             return True
         if t in (Gst.EventType.CAPS, Gst.EventType.SEGMENT, Gst.EventType.TAG):
-            return True  # ours are sent with the audio
+            return True  # ours are sent from the header
         if t == Gst.EventType.FLUSH_STOP:
-            self._stop.set()
+            self._halt()
             self._reset()
         return pad.event_default(parent, event)
 
-    # --- output: a producer thread decodes, the src pad task pushes
-    def _launch(self, src: bytes | None, seg: Gst.Segment, seqnum: int) -> None:
-        """Decode ``src`` (the file's bytes; None: the parsed file) from ``seg.start`` on."""
-        self._queue = queue.Queue(maxsize=4)
+    def _start_output(self, seg: Gst.Segment, seqnum: int) -> None:
+        """Start the src pad task with caps, ``seg``, tags and a GAP at ``seg.start``.
+
+        The GAP prerolls sinks (PAUSED completes) without any decoding. Everything goes out from
+        the task: a prerolled sink blocks the thread that pushes to it.
+        """
+        caps = (f"audio/x-raw, format=(string)F32LE, layout=(string)interleaved, "
+                f"rate=(int){self._rate}, channels=(int){self._header.source.channels}")
+        if self._header.source.channels > 2:
+            caps += ", channel-mask=(bitmask)0x0"  # unpositioned
+        ev_seg = Gst.Event.new_segment(seg)
+        ev_seg.set_seqnum(seqnum)
+        events = [Gst.Event.new_caps(Gst.Caps.from_string(caps)), ev_seg,
+                  Gst.Event.new_tag(self._tags.copy()),
+                  Gst.Event.new_gap(max(seg.start, 0), 0)]
+        self._queue = queue.Queue(maxsize=8)
         self._stop = threading.Event()
-        threading.Thread(target=self._produce, args=(src, seg, seqnum, self._queue, self._stop),
-                         name="ldmzdec", daemon=True).start()
+        self._queue.put(("events", events))
         self.srcpad.start_task(self._push_loop)
 
-    def _produce(self, src: bytes | None, seg: Gst.Segment, seqnum: int, q: queue.Queue,
+    # --- output: a producer thread decodes, the src pad task pushes
+    def _maybe_launch(self) -> None:
+        with self._lock:
+            if self._playing and self._file is not None and not self._launched \
+                    and not self._failed:
+                self._launched = True
+                self._launch(self._segment, self._seqnum)
+
+    def _launch(self, seg: Gst.Segment, seqnum: int) -> None:
+        """Decode the parsed file from ``seg.start`` on, into the running task's queue."""
+        self._late_checked = False
+        self._thread = threading.Thread(target=self._produce,
+                                        args=(seg, seqnum, self._queue, self._stop),
+                                        name="ldmzdec", daemon=True)
+        self._thread.start()
+
+    def _halt(self) -> None:
+        """Stop the producer and wait for it (a thread left running crashes the exit)."""
+        self._stop.set()
+        th, self._thread = self._thread, None
+        if th is not None and th is not threading.current_thread():
+            th.join(JOIN_SECONDS)
+
+    def _produce(self, seg: Gst.Segment, seqnum: int, q: queue.Queue,
                  stop: threading.Event) -> None:
         """Decode in this thread; hand (kind, value) items to the push loop."""
 
@@ -314,16 +436,7 @@ class LdmzDec(Gst.Element):
         try:
             api = import_ldmz()
             from ldmz.codec.params import DecodeParams
-            from ldmz.formats import LdmzFile
 
-            if src is not None:
-                f = LdmzFile.from_bytes(src, self._name)
-                h = f.header
-                self._duration = Gst.util_uint64_scale_int(h.source.samples, Gst.SECOND,
-                                                           h.source.sample_rate)
-                self._file, self._raw = f, src
-                if not put(("header", (f, len(src)))):
-                    return
             f = self._file
             rate = f.header.source.sample_rate
             target = min(Gst.util_uint64_scale_int(max(seg.start, 0), rate, Gst.SECOND),
@@ -331,11 +444,12 @@ class LdmzDec(Gst.Element):
             sub, first = _from_chunk(f, self._raw, f.chunk_at(target / rate))
             st = api.decode_stream(sub, DecodeParams(vocoder=self.vocoder, device=self.device),
                                    vocoder_window=PLAY_WINDOW)
-            if not put(("format", (st.sample_rate, st.channels, st.vocoder, seg, seqnum,
-                                   target))):
+            if not put(("format", (st.vocoder, target))):
                 return
             skip = target - first
             for blk in st:
+                if stop.is_set():
+                    return
                 if skip:
                     blk, skip = blk[skip:], max(0, skip - len(blk))
                 if len(blk) and not put(("audio", blk)):
@@ -352,13 +466,14 @@ class LdmzDec(Gst.Element):
                 self.srcpad.pause_task()
             return
         ret = Gst.FlowReturn.OK
-        if kind == "header":
-            self._header_tags(*value)
+        if kind == "events":
+            for ev in value:
+                self.srcpad.push_event(ev)
         elif kind == "format":
-            self._send_format(*value)
+            self._vocoder_tag(*value)
         elif kind == "audio":
             ret = self._push_audio(value)
-        elif kind in ("eos", "error"):
+        elif kind in ("eos", "error", "end"):
             if kind == "error":
                 _post_error(self, Gst.stream_error_quark(), int(Gst.StreamError.DECODE), value)
             ev = Gst.Event.new_eos()
@@ -376,11 +491,10 @@ class LdmzDec(Gst.Element):
                                   __file__, "ldmzdec", 0)
                 self.srcpad.push_event(Gst.Event.new_eos())
 
-    def _header_tags(self, f: Any, size: int) -> None:
-        h = f.header
+    def _header_tags(self, h: Any, size: int) -> None:
         tl = Gst.TagList.new_empty()
-        self._model_id = h.model.id
         tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_CONTAINER_FORMAT, "ldmz")
+        tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_AUDIO_CODEC, f"ldmz {h.model.id}")
         if h.writer:
             tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_ENCODER, h.writer)
         if h.source.samples:
@@ -389,25 +503,34 @@ class LdmzDec(Gst.Element):
                          GObject.Value(GObject.TYPE_UINT, min(bps, 2**32 - 1)))
         for key, tag in _TAGS.items():
             if h.tags.get(key):
-                tl.add_value(Gst.TagMergeMode.REPLACE, tag, h.tags[key])
+                tl.add_value(Gst.TagMergeMode.REPLACE, tag, _printable(h.tags[key]))
         self._tags = tl
 
-    def _send_format(self, rate: int, channels: int, vocoder: str, seg: Gst.Segment,
-                     seqnum: int, first: int) -> None:
-        caps = (f"audio/x-raw, format=(string)F32LE, layout=(string)interleaved, "
-                f"rate=(int){rate}, channels=(int){channels}")
-        if channels > 2:
-            caps += ", channel-mask=(bitmask)0x0"  # unpositioned
-        self.srcpad.push_event(Gst.Event.new_caps(Gst.Caps.from_string(caps)))
-        seg.duration = self._duration
+    def _push_segment(self, seg: Gst.Segment, seqnum: int) -> None:
         ev = Gst.Event.new_segment(seg)
         ev.set_seqnum(seqnum)
         self.srcpad.push_event(ev)
+
+    def _vocoder_tag(self, vocoder: str, first: int) -> None:
         tl = self._tags.copy()
         tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_AUDIO_CODEC,
-                     f"ldmz {self._model_id}, {vocoder} vocoder")
+                     f"ldmz {self._header.model.id}, {vocoder} vocoder")
         self.srcpad.push_event(Gst.Event.new_tag(tl))
-        self._rate, self._offset, self._discont = rate, first, True
+        self._offset, self._discont = first, True
+
+    def _catch_up(self, pts: int) -> None:
+        """If the clock already passed the first buffer's running time (the model was
+        loading), move the segment so that the audio starts now instead of being clipped."""
+        self._late_checked = True
+        clock = self.get_clock()
+        seg = self._segment
+        if clock is None or seg is None or not self._playing:
+            return
+        now = clock.get_time() - self.get_base_time()
+        due = seg.to_running_time(Gst.Format.TIME, pts)
+        if due != Gst.CLOCK_TIME_NONE and now + LATE_MARGIN > due:
+            seg.base += now + LATE_MARGIN - due
+            self._push_segment(seg, self._seqnum)
 
     def _push_audio(self, blk: Any) -> Gst.FlowReturn:
         step = max(1, round(self._rate * BUFFER_SECONDS))
@@ -420,6 +543,8 @@ class LdmzDec(Gst.Element):
             buf.pts = Gst.util_uint64_scale_int(start, Gst.SECOND, self._rate)
             buf.duration = Gst.util_uint64_scale_int(end, Gst.SECOND, self._rate) - buf.pts
             buf.offset, buf.offset_end = start, end
+            if not self._late_checked:
+                self._catch_up(buf.pts)
             if self._discont:
                 buf.set_flags(Gst.BufferFlags.DISCONT)
                 self._discont = False
@@ -437,7 +562,7 @@ class LdmzDec(Gst.Element):
                 return True
         if query.type == Gst.QueryType.SEEKING:
             fmt = query.parse_seeking()[0]
-            ok = fmt == Gst.Format.TIME and self._file is not None
+            ok = fmt == Gst.Format.TIME and self._header is not None
             query.set_seeking(fmt, ok, 0, self._duration if ok else -1)
             return True
         return pad.query_default(parent, query)
@@ -454,7 +579,7 @@ class LdmzDec(Gst.Element):
     def _seek(self, event: Gst.Event) -> bool:
         """Flushing TIME seeks at normal rate: decode again from the chunk holding the target."""
         rate, fmt, flags, start_type, start, stop_type, stop = event.parse_seek()
-        if (fmt != Gst.Format.TIME or rate != 1.0 or self._file is None
+        if (fmt != Gst.Format.TIME or rate != 1.0 or self._header is None or self._failed
                 or not flags & Gst.SeekFlags.FLUSH):
             return False
         seg = Gst.Segment()
@@ -469,20 +594,28 @@ class LdmzDec(Gst.Element):
         ev = Gst.Event.new_flush_start()
         ev.set_seqnum(seqnum)
         self.srcpad.push_event(ev)
-        self._stop.set()
+        self._halt()
         self.srcpad.pause_task()  # waits for the running push to return (FLUSHING)
         ev = Gst.Event.new_flush_stop(True)
         ev.set_seqnum(seqnum)
         self.srcpad.push_event(ev)
-        self._launch(None, seg, seqnum)
+        with self._lock:
+            self._segment, self._seqnum, self._launched = seg, seqnum, False
+            self._start_output(seg, seqnum)  # PAUSED prerolls on its GAP
+        self._maybe_launch()
         return True
 
     # --- state
     def do_change_state(self, transition: Gst.StateChange) -> Gst.StateChangeReturn:
-        """Stop the decode thread and the push task when leaving PAUSED."""
+        """Decode from PAUSED_TO_PLAYING on; stop and join the decoder when leaving PAUSED."""
         if transition == Gst.StateChange.PAUSED_TO_READY:
-            self._stop.set()  # the push loop returns within 0.1 s and the task pauses
+            self._halt()  # the push loop returns within 0.1 s and the task pauses
+        if transition == Gst.StateChange.PLAYING_TO_PAUSED:
+            self._playing = False
         ret = Gst.Element.do_change_state(self, transition)
+        if transition == Gst.StateChange.PAUSED_TO_PLAYING:
+            self._playing = True
+            self._maybe_launch()
         if transition == Gst.StateChange.PAUSED_TO_READY:
             self.srcpad.stop_task()
             self._reset()
