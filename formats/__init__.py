@@ -1,7 +1,15 @@
 """The `.ldmz` container: bytes <-> LdmzFile, with numpy, msgpack and zstandard only (no torch)."""
 
 from ldmz.formats.build import pack_latents
-from ldmz.formats.container import MAGIC, VERSION_MAJOR, VERSION_MINOR, LdmzFile, write_atomic
+from ldmz.formats.container import (
+    MAGIC,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    LdmzFile,
+    header_end,
+    read_header,
+    write_atomic,
+)
 from ldmz.formats.errors import ChecksumError, FormatError, LdmzError, VersionError
 from ldmz.formats.header import (
     ChunkEntry,
@@ -17,5 +25,6 @@ from ldmz.formats.quantize import dequantize, quantize
 __all__ = [
     "MAGIC", "VERSION_MAJOR", "VERSION_MINOR", "ChecksumError", "ChunkEntry", "FormatError",
     "Header", "LatentInfo", "LdmzError", "LdmzFile", "MelParams", "ModelInfo", "QuantizerInfo",
-    "SourceInfo", "VersionError", "dequantize", "pack_latents", "quantize", "write_atomic",
+    "SourceInfo", "VersionError", "dequantize", "header_end", "pack_latents", "quantize",
+    "read_header", "write_atomic",
 ]

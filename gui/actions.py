@@ -61,6 +61,15 @@ def build(win: MainWindow) -> dict[str, QAction]:
                       "Switch between original (A) and reconstruction (B) at the same position"),
         "play_a": _action(win, "Play &Original (A)", lambda: win.select_source(0), "1"),
         "play_b": _action(win, "Play &Reconstruction (B)", lambda: win.select_source(1), "2"),
+        "play_selection": _action(win, "Play Se&lection", win.play_selection, "Shift+Space",
+                                  "Play the selected passage from its start"),
+        "loop": _action(win, "&Loop", win.toggle_loop, "L",
+                        "Loop the selection (or the whole file)"),
+        "sel_start": _action(win, "Selection Start at Playhead", lambda: win.mark_selection(0),
+                             "["),
+        "sel_end": _action(win, "Selection End at Playhead", lambda: win.mark_selection(1), "]"),
+        "sel_clear": _action(win, "Clear Selection", win.clear_selection, "Ctrl+Shift+A",
+                             "Play the whole file again"),
         "back": _action(win, "Seek Back", lambda: win.nudge(-1), "Left"),
         "forward": _action(win, "Seek Forward", lambda: win.nudge(1), "Right"),
         "zoom_in": _action(win, "Zoom &In", lambda: win.views.zoom(2.0),
@@ -71,6 +80,7 @@ def build(win: MainWindow) -> dict[str, QAction]:
         "about": _action(win, "&About ldmz", win.about),
     }
     A["ab"].setCheckable(True)
+    A["loop"].setCheckable(True)
     mb = win.menuBar()
     file_menu = mb.addMenu("&File")
     file_menu.addActions([A["open"], A["open_original"]])
@@ -86,6 +96,13 @@ def build(win: MainWindow) -> dict[str, QAction]:
     play_menu = mb.addMenu("&Playback")
     play_menu.addActions([A["play"], A["stop"], A["ab"], A["play_a"], A["play_b"],
                           A["back"], A["forward"]])
+    play_menu.addSeparator()
+    play_menu.addActions([A["play_selection"], A["loop"], A["sel_start"], A["sel_end"],
+                          A["sel_clear"]])
+    play_menu.addSeparator()
+    win.device_menu = QMenu("Output &Device", win)
+    win.device_menu.aboutToShow.connect(win.fill_device_menu)
+    play_menu.addMenu(win.device_menu)
     view_menu = mb.addMenu("&View")
     view_menu.addActions([A["zoom_in"], A["zoom_out"], A["fit"]])
     mb.addMenu("&Help").addAction(A["about"])
@@ -97,7 +114,7 @@ def build(win: MainWindow) -> dict[str, QAction]:
     tb.addSeparator()
     tb.addActions([A["compress"], A["cancel"]])
     tb.addSeparator()
-    tb.addActions([A["play"], A["stop"], A["ab"]])
+    tb.addActions([A["play"], A["stop"], A["ab"], A["loop"]])
     win.time_label = QLabel(" 0:00.000 ")
     tb.addWidget(win.time_label)
     tb.addSeparator()

@@ -11,6 +11,7 @@ LOG_ROWS = 384  # rows of a log-frequency image
 MEL_BANDS = 128
 LOG_FMIN = 20.0
 HANN_ENBW = 1.5  # a Hann window's noise bandwidth in bins: a full-scale sine reads 0 dB
+MAX_LANES = 8  # waveform lanes drawn per side
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,25 @@ def mono(audio: np.ndarray) -> np.ndarray:
     """Average (channels, samples) to float32 (samples,)."""
     a = np.asarray(audio, dtype=np.float32)
     return a if a.ndim == 1 else a.mean(axis=0)
+
+
+def channel_name(i: int, channels: int) -> str:
+    """"L"/"R" for stereo, "ch N" (1-based) otherwise."""
+    if channels == 2 and i in (0, 1):
+        return "LR"[i]
+    return "mono" if channels == 1 else f"ch {i + 1}"
+
+
+def pick_channel(audio: np.ndarray, channel: int) -> tuple[np.ndarray, str]:
+    """Channel ``channel`` of (channels, samples) and its name; -1 (or a channel the audio does
+    not have) gives the mix, named as such."""
+    a = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    n = a.shape[0]
+    if n == 1:
+        return a[0], "mono"
+    if 0 <= channel < n:
+        return a[channel], channel_name(channel, n)
+    return a.mean(axis=0), ("L+R mix" if n == 2 else f"mix of {n} channels")
 
 
 def envelope(x: np.ndarray, sr: int, bins: int = 4000) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
 from ldmz.gui.settings import COLORMAPS, WINDOW_SIZES, ViewParams
 
 KIND_LABELS = (("mel", "Log-mel"), ("linear", "Linear STFT"))
+CHANNELS = ((-1, "Mix"), (0, "L / 1"), (1, "R / 2"), (2, "3"), (3, "4"))
+MAX_FREQS = ((0.0, "Nyquist"), (16000.0, "16 kHz"), (8000.0, "8 kHz"), (4000.0, "4 kHz"),
+             (2000.0, "2 kHz"), (1000.0, "1 kHz"))
 
 
 def _spin(lo: float, hi: float, step: float, suffix: str, tip: str) -> QDoubleSpinBox:
@@ -54,9 +57,19 @@ class ViewControls(QWidget):
         self.cmap = QComboBox()
         self.cmap.addItems(COLORMAPS)
         self.cmap.setToolTip("Colormap of the spectrograms")
+        self.channel = QComboBox()
+        for ch, label in CHANNELS:
+            self.channel.addItem(label, ch)
+        self.channel.setToolTip("The channel the spectrograms show (the waveforms show every "
+                                "channel as its own lane)")
+        self.max_hz = QComboBox()
+        for hz, label in MAX_FREQS:
+            self.max_hz.addItem(label, hz)
+        self.max_hz.setToolTip("Frequency zoom: the top of the spectrograms")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 0, 4, 0)
         for label, w in (("Spectrogram", self.kind), ("", self.log_freq), ("Window", self.window),
+                         ("Channel", self.channel), ("Up to", self.max_hz),
                          ("Range", self.floor), ("to", self.ceiling), ("Diff", self.diff),
                          ("Colors", self.cmap)):
             if label:
@@ -64,7 +77,7 @@ class ViewControls(QWidget):
             lay.addWidget(w)
         self.params = params
         self.set_params(params)
-        for w in (self.kind, self.window, self.cmap):
+        for w in (self.kind, self.window, self.cmap, self.channel, self.max_hz):
             w.currentIndexChanged.connect(self._edited)
         self.log_freq.toggled.connect(self._edited)
         for w in (self.floor, self.ceiling, self.diff):
@@ -82,6 +95,12 @@ class ViewControls(QWidget):
         self.ceiling.setValue(p.db_ceiling)
         self.diff.setValue(p.diff_range)
         self.cmap.setCurrentText(p.colormap)
+        self.channel.setCurrentIndex(max(0, self.channel.findData(p.channel)))
+        i = self.max_hz.findData(p.max_hz)
+        if i < 0:
+            self.max_hz.addItem(f"{p.max_hz:g} Hz", p.max_hz)
+            i = self.max_hz.count() - 1
+        self.max_hz.setCurrentIndex(i)
         self.blockSignals(False)
 
     def _edited(self, *_: object) -> None:
@@ -89,6 +108,7 @@ class ViewControls(QWidget):
             self.params, spectrogram=self.kind.currentData(), log_freq=self.log_freq.isChecked(),
             n_fft=int(self.window.currentData()), db_floor=self.floor.value(),
             db_ceiling=self.ceiling.value(), diff_range=self.diff.value(),
-            colormap=self.cmap.currentText())
+            colormap=self.cmap.currentText(), channel=int(self.channel.currentData()),
+            max_hz=float(self.max_hz.currentData()))
         self.log_freq.setEnabled(self.params.spectrogram == "linear")
         self.changed.emit(self.params)

@@ -54,12 +54,19 @@ class Opened:
 
 @dataclass
 class Side:
-    """What one pane draws: the mono signal, its overview envelope and its spectrogram."""
+    """What one pane draws: one lane per channel (signal and overview envelope) and the
+    spectrogram of the channel chosen in the view (or of their mix)."""
 
-    wave: np.ndarray
+    lanes: np.ndarray  # float32 (channels, samples), at most analysis.MAX_LANES channels
     sr: int
-    envelope: tuple[np.ndarray, np.ndarray]
+    envelopes: list[tuple[np.ndarray, np.ndarray]]
     spec: analysis.Spectrogram
+    channel: str = ""  # what the spectrogram shows: "L", "R", "ch 3", "L+R mix" ...
+
+    @property
+    def samples(self) -> int:
+        """Samples per channel."""
+        return int(self.lanes.shape[1])
 
 
 @dataclass
@@ -150,9 +157,11 @@ def analyse(audios: list[Audio | None], view: ViewParams, report: Report) -> Ana
         if a is None:
             continue
         report(i, 3, "Analysing")
-        x = analysis.mono(a.data)
+        lanes = np.atleast_2d(np.asarray(a.data, np.float32))[:analysis.MAX_LANES]
+        x, label = analysis.pick_channel(a.data, view.channel)
         spec = analysis.spectrogram(x, a.sr, view.n_fft, view.spectrogram, view.log_freq)
-        out.sides[i] = Side(x, a.sr, analysis.envelope(x, a.sr), spec)
+        out.sides[i] = Side(lanes, a.sr, [analysis.envelope(c, a.sr) for c in lanes], spec,
+                            label)
     s0, s1 = out.sides
     if s0 is not None and s1 is not None and s0.sr == s1.sr:
         report(2, 3, "Analysing")

@@ -41,6 +41,7 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         self.doc_path = ""
         self.tasks = TaskPool(self)
         self.player = player or Player(parent=self)
+        self.player.device = self.settings.output_device()
         self.views = ComparisonView(self)
         self.setCentralWidget(self.views)
         self.view_controls = ViewControls(self.view_params)
@@ -80,10 +81,12 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         self.tags.edited.connect(lambda: self.set_modified(self.ldmz is not None))
         self.view_controls.changed.connect(self.apply_view)
         self.views.seek_requested.connect(self.seek)
+        self.views.selection_changed.connect(self._selected)
         self.views.readout.connect(self.status.readout.setText)
         self.player.position_changed.connect(self._position)
         self.player.state_changed.connect(lambda _s: self.update_state())
         self.player.audio_status.connect(self.status.set_audio)
+        self.player.audio_status.connect(lambda _t: self.update_state())
         self.status.cancel.clicked.connect(self.cancel)
         self.tasks.busy_changed.connect(lambda _b: self.update_state())
 
@@ -129,6 +132,7 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
     def _reset(self, path: str) -> None:
         self.tasks.cancel("codec")
         self.player.stop()
+        self.views.clear_selection()
         self.orig = self.coded = self.ldmz = None
         self.doc_path = path
         self.set_modified(False)
@@ -211,7 +215,8 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         self.settings.set_view_params(p)
         self.views.set_levels(p.db_floor, p.db_ceiling, p.diff_range)
         self.views.set_colormap(p.colormap)
-        keys = ("spectrogram", "log_freq", "n_fft", "db_floor")
+        self.views.set_max_hz(p.max_hz)
+        keys = ("spectrogram", "log_freq", "n_fft", "db_floor", "channel")
         if analyse and any(getattr(old, k) != getattr(p, k) for k in keys):
             self._analysis_timer.start()
 
@@ -258,6 +263,12 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         self.codec.compress_button.setEnabled(A["compress"].isEnabled())
         self.codec.decode_button.setEnabled(A["decode"].isEnabled())
         playing = self.player.state == "playing"
+        no_device = self.player.probed and not self.player.available
+        A["play"].setEnabled(not no_device)
+        A["play"].setToolTip(f"Play is off: {self.player.reason or 'no audio output device'}"
+                             if no_device else "Play or pause (Space)")
+        A["play_selection"].setEnabled(not no_device and self.views.selection() is not None)
+        A["loop"].setChecked(self.player.loop)
         A["play"].setText("Pause" if playing else "Play")
         A["play"].setIcon(self.style().standardIcon(
             QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay))

@@ -13,6 +13,16 @@ StreamFactory = Callable[..., Any]
 A, B = 0, 1  # original, reconstruction
 
 
+def output_devices() -> list[str]:
+    """Names of the audio output devices PortAudio sees (empty without PortAudio or devices)."""
+    try:
+        import sounddevice as sd
+
+        return [d["name"] for d in sd.query_devices() if d.get("max_output_channels", 0) > 0]
+    except (OSError, ImportError, ValueError, TypeError):
+        return []
+
+
 def default_stream_factory() -> tuple[StreamFactory | None, str]:
     """(sounddevice's OutputStream, "Audio out: NAME") if an output device exists, else
     (None, the reason)."""
@@ -43,8 +53,9 @@ class Player(QObject):
     """Play/pause/stop/seek over two equally long buffers; select() flips A/B without a gap.
 
     The stream callback (audio thread) copies from the selected buffer at the shared position, so
-    switching changes the very next block. ``position_changed`` is emitted about 30 times a
-    second while playing.
+    switching changes the very next block. With a region set, playback stays inside it: it stops
+    at its end, or starts over at its beginning when looping. ``position_changed`` is emitted
+    about 30 times a second while playing.
     """
 
     state_changed = Signal(str)  # "playing", "paused", "stopped"
@@ -52,10 +63,16 @@ class Player(QObject):
     audio_status = Signal(str)  # "Audio out: NAME", or why playback is off
 
     def __init__(self, stream_factory: StreamFactory | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None,
+                 devices: Callable[[], list[str]] | None = None) -> None:
         super().__init__(parent)
         self._factory = stream_factory
+        self._list_devices = devices or output_devices
+        self.device = ""  # output device name; "" = the system default
+        self.probed = stream_factory is not None
         self.reason = ""
+        self._region: tuple[int, int] | None = None
+        self.loop = False
         self._lock = threading.Lock()
         self._bufs: list[np.ndarray | None] = [None, None]
         self._sel = A
@@ -74,8 +91,23 @@ class Player(QObject):
         """Find the output device now (PortAudio start-up); False (and ``reason``) if none."""
         if self._factory is None:
             self._factory, self.reason = default_stream_factory()
+            self.probed = True
             self.audio_status.emit(self.reason)
+        self.probed = True
         return self._factory is not None
+
+    def devices(self) -> list[str]:
+        """The output devices to choose from."""
+        return self._list_devices() if self.available else []
+
+    def set_device(self, name: str) -> None:
+        """Play through device ``name`` ("" = the system default) from the next play on."""
+        was_playing = self.state == "playing"
+        self._halt()
+        self._close()
+        self.device = name
+        if was_playing:
+            self.play()
 
     @property
     def available(self) -> bool:
@@ -140,12 +172,14 @@ class Player(QObject):
             return self.state == "playing"
         if not self.probe():
             return False
-        if self._pos >= self.length:
-            self.seek(0.0)
+        lo, hi = self._region or (0, self.length)
+        if not lo <= self._pos < hi:
+            self.seek(lo / self.sr)
         try:
             if self._stream is None:
+                kw = {"device": self.device} if self.device else {}
                 self._stream = self._factory(samplerate=self.sr, channels=self.channels,
-                                             dtype="float32", callback=self._callback)
+                                             dtype="float32", callback=self._callback, **kw)
             self._ended = False
             self._stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudioError and friends: report, don't crash
@@ -181,17 +215,49 @@ class Player(QObject):
         self._halt()
         self._close()
 
+    # ------------------------------------------------------------------ region
+    @property
+    def region(self) -> tuple[float, float] | None:
+        """The selected passage in seconds, or None."""
+        r = self._region
+        return None if r is None or not self.sr else (r[0] / self.sr, r[1] / self.sr)
+
+    def set_region(self, start: float, end: float) -> None:
+        """Keep playback inside ``start``..``end`` seconds (an empty span clears the region)."""
+        lo, hi = sorted((start, end))
+        a = int(np.clip(round(lo * self.sr), 0, self.length))
+        b = int(np.clip(round(hi * self.sr), 0, self.length))
+        with self._lock:
+            self._region = (a, b) if b > a else None
+
+    def clear_region(self) -> None:
+        """Play the whole file again."""
+        with self._lock:
+            self._region = None
+
+    def set_loop(self, loop: bool) -> None:
+        """Start the region over at its end instead of stopping."""
+        with self._lock:
+            self.loop = loop
+
     # ------------------------------------------------------------------ audio thread
     def _callback(self, out: np.ndarray, frames: int, time: Any, status: Any) -> None:
         with self._lock:
             buf = self._bufs[self._sel]
-            pos = self._pos
-            n = 0 if buf is None else max(0, min(frames, len(buf) - pos))
-            if n:
-                out[:n] = buf[pos:pos + n]
-            out[n:] = 0
-            self._pos = pos + n
-            if n < frames:
+            lo, hi = self._region or (0, 0 if buf is None else len(buf))
+            hi = 0 if buf is None else min(hi, len(buf))
+            pos, done = self._pos, 0
+            while buf is not None and done < frames:
+                n = max(0, min(frames - done, hi - pos))
+                out[done:done + n] = buf[pos:pos + n]
+                done, pos = done + n, pos + n
+                if done < frames and not (self.loop and self._region and hi > lo):
+                    break
+                if pos >= hi and self.loop and self._region:
+                    pos = lo
+            out[done:] = 0
+            self._pos = pos
+            if done < frames:
                 self._ended = True
 
     # ------------------------------------------------------------------ internals

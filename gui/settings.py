@@ -43,6 +43,7 @@ class ViewParams:
     diff_range: float = 24.0  # the difference image spans +- this many dB
     colormap: str = "inferno"
     max_hz: float = 0.0  # top of the frequency axes; 0: Nyquist
+    channel: int = -1  # the channel the spectrograms show; -1: the mix of all channels
 
 
 def _convert(raw: str, default: T) -> T:
@@ -160,7 +161,7 @@ class AppSettings:
             spectrogram=v.spectrogram if v.spectrogram in SPECTROGRAM_KINDS else d.spectrogram,
             n_fft=v.n_fft if v.n_fft in WINDOW_SIZES else d.n_fft,
             colormap=v.colormap if v.colormap in COLORMAPS else d.colormap,
-            max_hz=max(0.0, v.max_hz))
+            max_hz=max(0.0, v.max_hz), channel=max(-1, v.channel))
 
     def set_view_params(self, p: ViewParams) -> None:
         """Save the view parameters."""

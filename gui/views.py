@@ -8,29 +8,29 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
 from ldmz.gui import plots
-from ldmz.gui.analysis import Spectrogram, y_to_hz
+from ldmz.gui.analysis import Spectrogram, channel_name, hz_to_y, y_to_hz
 from ldmz.gui.jobs import Analysis, Side
 
 NAMES = ("Original", "Reconstruction")
 
 
 class Pane:
-    """The plots of one side: overview, zoomable waveform, spectrogram."""
+    """The plots of one side: overview, zoomable waveform (one lane per channel), spectrogram."""
 
     def __init__(self, view: ComparisonView, col: int) -> None:
         lay = view.ci
+        self.col = col
         self.title = lay.addLabel(NAMES[col], row=0, col=col, size="10pt")
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.overview = plots.overview_plot()
         self.wave = plots.detail_plot()
         self.spec = plots.detail_plot(freq=True)
+        plots.time_label(self.spec)
         for row, p in ((1, self.overview), (2, self.wave), (3, self.spec)):
             lay.addItem(p, row=row, col=col)
-        self.env_curve = self.overview.plot(pen=plots.WAVE_PENS[col], connect="pairs")
-        self.wave_curve = self.wave.plot(pen=plots.WAVE_PENS[col])
-        self.wave_curve.setDownsampling(auto=True, method="peak")
-        self.wave_curve.setClipToView(True)
-        self.wave.setYRange(-1, 1, padding=0.05)
+        self.env_curves: list[pg.PlotDataItem] = []
+        self.wave_curves: list[pg.PlotDataItem] = []
+        self._lanes(1)
         self.image = pg.ImageItem()
         self.spec.addItem(self.image)
         self.region = pg.LinearRegionItem(movable=True, brush=pg.mkBrush(255, 255, 255, 28))
@@ -39,32 +39,76 @@ class Pane:
         self.side: Side | None = None
         self.heads = [plots.playhead(p) for p in (self.overview, self.wave, self.spec)]
 
-    def show(self, side: Side | None, title: str) -> None:
+    @property
+    def wave_curve(self) -> pg.PlotDataItem:
+        """The first lane's curve."""
+        return self.wave_curves[0]
+
+    def _lanes(self, n: int) -> None:
+        """Have exactly ``n`` lane curves in the overview and the waveform plot."""
+        while len(self.wave_curves) < n:
+            self.env_curves.append(self.overview.plot(pen=plots.WAVE_PENS[self.col],
+                                                      connect="pairs"))
+            c = self.wave.plot(pen=plots.WAVE_PENS[self.col])
+            c.setDownsampling(auto=True, method="peak")
+            c.setClipToView(True)
+            self.wave_curves.append(c)
+        while len(self.wave_curves) > max(n, 1):
+            self.overview.removeItem(self.env_curves.pop())
+            self.wave.removeItem(self.wave_curves.pop())
+        for p in (self.overview, self.wave):
+            p.setYRange(-n, n, padding=0.05)
+        names = [channel_name(i, n) for i in range(n)]
+        self.wave.getAxis("left").set_lanes(names)
+        self.wave.setLabel("left", "Amplitude" if n == 1 else "Channels (±1 each)")
+
+    def lane_at(self, y: float) -> int:
+        """The lane under display height ``y``."""
+        n = len(self.wave_curves)
+        return int(np.clip(np.floor((n - y) / 2), 0, n - 1))
+
+    def show(self, side: Side | None, title: str, max_hz: float = 0.0) -> None:
         """Draw ``side`` (or clear the pane)."""
         self.side = side
         self.title.setText(title)
         if side is None:
-            self.env_curve.clear()
-            self.wave_curve.clear()
+            for c in self.env_curves + self.wave_curves:
+                c.clear()
             plots.show_image(self.image, None)
             return
-        self.env_curve.setData(*side.envelope)
-        self.wave_curve.setData(plots.wave_time(len(side.wave), side.sr), side.wave)
+        n = side.lanes.shape[0]
+        self._lanes(n)
+        t = plots.wave_time(side.samples, side.sr)
+        for i, (env, curve, x) in enumerate(zip(self.env_curves, self.wave_curves, side.lanes,
+                                                strict=True)):
+            centre = float(n - 1 - 2 * i)
+            et, ev = side.envelopes[i]
+            env.setData(et, ev + centre)
+            curve.setData(t, x + centre if centre else x)
         plots.show_image(self.image, side.spec)
         self.spec.getAxis("left").set_scale(side.spec.scale)
-        self.spec.setYRange(side.spec.y0, side.spec.y1, padding=0)
-        duration = len(side.wave) / side.sr
-        self.overview.setXRange(0, duration, padding=0)
+        self.spec.setYRange(side.spec.y0, top_y(side.spec, max_hz), padding=0)
+        self.overview.setXRange(0, side.samples / side.sr, padding=0)
+
+
+def top_y(spec: Spectrogram, max_hz: float) -> float:
+    """The top of the frequency axis: ``max_hz`` (0: Nyquist) in the image's coordinate."""
+    if max_hz <= 0:
+        return spec.y1
+    return float(np.clip(hz_to_y(max_hz, spec.scale), spec.y0 + 1e-6, spec.y1))
 
 
 class ComparisonView(pg.GraphicsLayoutWidget):
     """Two panes and a difference spectrogram sharing one time axis; draws only.
 
-    Emits ``seek_requested(seconds)`` on a click and ``readout(text)`` as the mouse moves.
+    Emits ``seek_requested(seconds)`` on a click, ``readout(text)`` as the mouse moves and
+    ``selection_changed(start, end)`` (seconds; equal when cleared) when Shift+drag or the
+    selection's edges change the selected passage.
     """
 
     seek_requested = Signal(float)
     readout = Signal(str)
+    selection_changed = Signal(float, float)
 
     def __init__(self, parent: object = None) -> None:
         super().__init__(parent)
@@ -76,6 +120,7 @@ class ComparisonView(pg.GraphicsLayoutWidget):
         self.diff_title = lay.addLabel("Difference (reconstruction − original, dB)",
                                        row=4, col=0, colspan=2, size="10pt")
         self.diff = plots.detail_plot(freq=True)
+        plots.time_label(self.diff)
         lay.addItem(self.diff, row=5, col=0, colspan=2)
         self.diff_image = pg.ImageItem()
         self.diff.addItem(self.diff_image)
@@ -105,6 +150,12 @@ class ComparisonView(pg.GraphicsLayoutWidget):
             p.setYRange(0, 8000, padding=0)
         for p in self.panes:
             p.region.sigRegionChanged.connect(self._region_moved)
+        self.max_hz = 0.0
+        self.selections = [plots.selection(p) for p in self.detail_plots()]
+        for sel in self.selections:
+            sel.sigRegionChangeFinished.connect(self._selection_dragged)
+        for p in self.detail_plots():
+            p.vb.on_select = self._shift_drag
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
 
@@ -112,13 +163,13 @@ class ComparisonView(pg.GraphicsLayoutWidget):
     def show_analysis(self, a: Analysis, titles: tuple[str, str]) -> None:
         """Draw both sides and the difference; keeps the zoom unless the length changed."""
         for pane, side, title in zip(self.panes, a.sides, titles, strict=True):
-            pane.show(side, title)
+            pane.show(side, title, self.max_hz)
         self.diff_spec = a.diff
         plots.show_image(self.diff_image, a.diff)
         if a.diff is not None:
             self.diff.getAxis("left").set_scale(a.diff.scale)
-            self.diff.setYRange(a.diff.y0, a.diff.y1, padding=0)
-        dur = max((len(s.wave) / s.sr for s in a.sides if s is not None), default=0.0)
+            self.diff.setYRange(a.diff.y0, top_y(a.diff, self.max_hz), padding=0)
+        dur = max((s.samples / s.sr for s in a.sides if s is not None), default=0.0)
         changed = abs(dur - self.duration) > 1e-6
         self.duration = dur
         for p in self.detail_plots():
@@ -135,6 +186,45 @@ class ComparisonView(pg.GraphicsLayoutWidget):
         """dB ranges of the spectrograms and of the difference."""
         self.spec_bar.setLevels((floor, max(ceiling, floor + 1)))
         self.diff_bar.setLevels((-abs(diff_range), abs(diff_range)))
+
+    def set_max_hz(self, hz: float) -> None:
+        """Frequency zoom: show the spectrograms from their bottom up to ``hz`` (0: Nyquist)."""
+        self.max_hz = hz
+        specs = [(p.spec, p.side.spec if p.side else None) for p in self.panes]
+        for plot, spec in specs + [(self.diff, self.diff_spec)]:
+            if spec is not None:
+                plot.setYRange(spec.y0, top_y(spec, hz), padding=0)
+
+    # ------------------------------------------------------------------ selection
+    def selection(self) -> tuple[float, float] | None:
+        """The selected passage in seconds, or None."""
+        sel = self.selections[0]
+        if not sel.isVisible():
+            return None
+        lo, hi = sel.getRegion()
+        return float(lo), float(hi)
+
+    def set_selection(self, start: float, end: float) -> None:
+        """Select ``start``..``end`` seconds (clipped to the file); an empty span clears it."""
+        lo, hi = sorted((float(np.clip(start, 0, self.duration)),
+                         float(np.clip(end, 0, self.duration))))
+        for sel in self.selections:
+            sel.blockSignals(True)
+            sel.setRegion((lo, hi))
+            sel.setVisible(hi > lo)
+            sel.blockSignals(False)
+        self.selection_changed.emit(lo, hi if hi > lo else lo)
+
+    def clear_selection(self) -> None:
+        """No selection."""
+        self.set_selection(0.0, 0.0)
+
+    def _shift_drag(self, t0: float, t1: float, finished: bool) -> None:
+        self.set_selection(t0, t1)
+
+    def _selection_dragged(self, region: pg.LinearRegionItem) -> None:
+        lo, hi = region.getRegion()
+        self.set_selection(lo, hi)
 
     def set_colormap(self, name: str) -> None:
         """Colormap of the spectrograms."""
@@ -225,6 +315,9 @@ class ComparisonView(pg.GraphicsLayoutWidget):
             spec = self.diff_spec if i < 0 else (self.panes[i].side.spec
                                                  if self.panes[i].side else None)
             if spec is not None:
+                side = self.panes[i].side if i >= 0 else None
+                if side is not None and side.lanes.shape[0] > 1:
+                    text += f"   {side.channel}"
                 text += f"   f {plots.format_hz(float(y_to_hz(y, spec.scale)))}Hz"
                 level = spec.value_at(t, y)
                 if level is not None:
@@ -232,7 +325,10 @@ class ComparisonView(pg.GraphicsLayoutWidget):
         elif self.panes[i].side is not None:
             side = self.panes[i].side
             k = int(round(t * side.sr))
-            if 0 <= k < len(side.wave):
-                v = float(side.wave[k])
+            lane = self.panes[i].lane_at(y)
+            if 0 <= k < side.samples:
+                v = float(side.lanes[lane, k])
+                n = side.lanes.shape[0]
+                text += f"   {channel_name(lane, n)}" if n > 1 else ""
                 text += f"   amplitude {v:+.4f} ({20 * np.log10(max(abs(v), 1e-10)):.1f} dBFS)"
         return text

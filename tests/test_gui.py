@@ -41,8 +41,9 @@ MEL = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 102
 class FakeStream:
     """Stands in for sounddevice.OutputStream; pull() runs the callback like the audio thread."""
 
-    def __init__(self, samplerate: int, channels: int, dtype: str, callback: object) -> None:
-        self.sr, self.channels, self.callback = samplerate, channels, callback
+    def __init__(self, samplerate: int, channels: int, dtype: str, callback: object,
+                 device: str = "") -> None:
+        self.sr, self.channels, self.callback, self.device = samplerate, channels, callback, device
         self.active = self.closed = False
 
     def start(self) -> None:
@@ -639,3 +640,172 @@ def test_gui_metrics_are_ldmz_eval_metrics(qtbot: object, win: MainWindow, ldmz_
     for m in cli["metrics"]:
         if m["name"] in ("snr", "si_sdr", "mel_l1", "stoi"):
             assert gui[m["name"]] == pytest.approx(m["value"], abs=1e-6), m["name"]
+
+
+@pytest.fixture(scope="module")
+def stereo_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """440 Hz on the left, 3 kHz at a quarter of the level on the right."""
+    t = np.arange(int(1.0 * SR)) / SR
+    x = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.125 * np.sin(2 * np.pi * 3000 * t)])
+    path = tmp_path_factory.mktemp("stereo") / "stereo.wav"
+    sf.write(path, x.T.astype(np.float32), SR, subtype="FLOAT")
+    return path
+
+
+def test_stereo_lanes_channel_choice_axes_and_frequency_zoom(
+        qtbot: object, win: MainWindow, stereo_wav: Path) -> None:
+    win.open_path(stereo_wav)
+    idle(qtbot, win)
+    pane = win.views.panes[0]
+    assert len(pane.wave_curves) == 2 and len(pane.env_curves) == 2
+    left, right = (c.getOriginalDataset()[1] for c in pane.wave_curves)
+    audio, _ = sf.read(stereo_wav, dtype="float32", always_2d=True)
+    np.testing.assert_allclose(left - 1, audio[:, 0], atol=1e-6)  # lane L centred at +1
+    np.testing.assert_allclose(right + 1, audio[:, 1], atol=1e-6)  # lane R centred at -1
+    ticks = pane.wave.getAxis("left")._tickLevels[0]
+    assert [name for _, name in ticks] == ["L", "R"]
+    assert pane.wave.getAxis("left").labelText == "Channels (±1 each)"
+    assert pane.spec.getAxis("left").labelText == "Frequency (Hz)"
+    assert pane.spec.getAxis("bottom").labelText == "Time"
+    assert pane.spec.getAxis("bottom").labelUnits == "s"
+    assert pane.side.channel == "L+R mix"
+    # the readout names the lane under the mouse
+    vb = pane.wave.vb
+    for y, name in ((1.0, "   L   "), (-1.0, "   R   ")):
+        text = win.views.describe(("wave", pane.wave, 0), vb.mapViewToScene(QPointF(0.5, y)))
+        assert name in text, text
+
+    def band_db(side: object, hz: float) -> float:
+        spec = side.spec
+        y = float(analysis.hz_to_y(hz, spec.scale))
+        row = int((y - spec.y0) / (spec.y1 - spec.y0) * spec.db.shape[1])
+        return float(spec.db[:, row].mean())
+
+    p = win.view_controls
+    p.channel.setCurrentIndex(p.channel.findData(1))  # the right channel only
+    qtbot.waitUntil(lambda: win.views.panes[0].side.channel == "R", timeout=20000)
+    idle(qtbot, win)
+    side = win.views.panes[0].side
+    assert band_db(side, 3000) - band_db(side, 440) > 20  # R holds the 3 kHz tone, not 440 Hz
+    p.channel.setCurrentIndex(p.channel.findData(0))
+    qtbot.waitUntil(lambda: win.views.panes[0].side.channel == "L", timeout=20000)
+    idle(qtbot, win)
+    side = win.views.panes[0].side
+    assert band_db(side, 440) - band_db(side, 3000) > 20
+    p.max_hz.setCurrentIndex(p.max_hz.findData(4000.0))  # frequency zoom
+    top = win.views.panes[0].spec.viewRange()[1][1]
+    assert top == pytest.approx(float(analysis.hz_to_y(4000.0, side.spec.scale)), abs=1e-3)
+    assert win.settings.view_params().max_hz == 4000.0
+    assert win.settings.view_params().channel == 0
+
+
+class _Drag:
+    """What pyqtgraph hands mouseDragEvent, for a Shift+drag between two scene points."""
+
+    def __init__(self, start: QPointF, end: QPointF, finish: bool) -> None:
+        self.start, self.end, self.finish = start, end, finish
+
+    def button(self) -> Qt.MouseButton:
+        return Qt.MouseButton.LeftButton
+
+    def modifiers(self) -> Qt.KeyboardModifier:
+        return Qt.KeyboardModifier.ShiftModifier
+
+    def buttonDownScenePos(self) -> QPointF:  # noqa: N802
+        return self.start
+
+    def scenePos(self) -> QPointF:  # noqa: N802
+        return self.end
+
+    def isFinish(self) -> bool:  # noqa: N802
+        return self.finish
+
+    def accept(self) -> None:
+        pass
+
+
+def test_selection_plays_the_region_and_loops(qtbot: object, win: MainWindow, wav: Path,
+                                              factory: FakeFactory) -> None:
+    win.open_path(wav)
+    idle(qtbot, win)
+    vb = win.views.panes[0].spec.vb
+    a, b = (vb.mapViewToScene(QPointF(t, vb.viewRange()[1][0] + 1)) for t in (0.5, 0.6))
+    vb.mouseDragEvent(_Drag(a, b, True))  # Shift+drag on a spectrogram
+    lo, hi = win.views.selection()
+    assert (lo, hi) == (pytest.approx(0.5, abs=2e-3), pytest.approx(0.6, abs=2e-3))
+    assert all(s.isVisible() for s in win.views.selections)
+    assert win.player.region == (pytest.approx(lo, abs=1e-4), pytest.approx(hi, abs=1e-4))
+    assert win.actions_["play_selection"].isEnabled()
+    win.play_selection()
+    assert win.player.state == "playing" and win.player.position == pytest.approx(lo, abs=1e-4)
+    stream = factory.streams[-1]
+    orig = win.player._bufs[0][:, 0]
+    n = round((hi - lo) * SR)
+    start = round(lo * SR)
+    got = stream.pull(n + 500)[:, 0]
+    np.testing.assert_array_equal(got[:n], orig[start:start + n])
+    assert np.all(got[n:] == 0)  # stops at the end of the selection
+    qtbot.waitUntil(lambda: win.player.state == "stopped", timeout=5000)
+    win.actions_["loop"].trigger()
+    assert win.player.loop and win.actions_["loop"].isChecked()
+    win.toggle_play()  # from the start of the selection again
+    got = stream.pull(2 * n + 100)[:, 0] if factory.streams[-1] is stream else \
+        factory.streams[-1].pull(2 * n + 100)[:, 0]
+    np.testing.assert_array_equal(got[:n], orig[start:start + n])
+    np.testing.assert_array_equal(got[n:2 * n], orig[start:start + n])  # looped
+    win.toggle_play()
+    win.clear_selection()
+    assert win.player.region is None and win.views.selection() is None
+
+
+def test_no_sound_card_disables_play_and_device_picker(
+        qtbot: object, settings: AppSettings, wav: Path, dialogs: list,
+        monkeypatch: pytest.MonkeyPatch, factory: FakeFactory) -> None:
+    import ldmz.gui.playback as pb
+
+    monkeypatch.setattr(pb, "default_stream_factory",
+                        lambda: (None, "No audio device: playback is off"))
+    w = MainWindow(settings, Player())
+    qtbot.addWidget(w)
+    w.player.probe()
+    play = w.actions_["play"]
+    assert not play.isEnabled() and "No audio device" in play.toolTip()
+    w.fill_device_menu()
+    items = w.device_menu.actions()
+    assert len(items) == 1 and not items[0].isEnabled() and "No audio device" in items[0].text()
+    # with devices: a picker in the Playback menu, remembered, used by the next stream
+    w2 = MainWindow(settings, Player(stream_factory=factory, devices=lambda: ["Speakers",
+                                                                              "HDMI"]))
+    qtbot.addWidget(w2)
+    assert w2.actions_["play"].isEnabled()
+    w2.fill_device_menu()
+    labels = [a.text() for a in w2.device_menu.actions()]
+    assert labels == ["System default", "Speakers", "HDMI"]
+    assert w2.device_menu.actions()[0].isChecked()
+    w2.device_menu.actions()[2].trigger()
+    assert w2.player.device == "HDMI" and settings.output_device() == "HDMI"
+    w2.open_path(wav)
+    idle(qtbot, w2)
+    w2.toggle_play()
+    assert factory.streams[-1].device == "HDMI"
+    w2.toggle_play()
+    assert MainWindow(settings, Player(stream_factory=factory)).player.device == "HDMI"
+
+
+def test_model_loading_is_shown_once(qtbot: object, win: MainWindow, ldmz_path: Path,
+                                     tiny_model: Path) -> None:
+    from ldmz.codec.models import registry
+
+    stages: list[str] = []
+    win.status.progress = lambda d, t, stage: stages.append(stage)  # type: ignore[method-assign]
+    jobs._loaded.clear()
+    win.dec = DecodeParams(vocoder="griffinlim", griffinlim_iters=8, model=str(tiny_model))
+    win.open_path(ldmz_path)
+    idle(qtbot, win)
+    assert "Loading the model (once per session)" in stages
+    misses = registry.load_model.cache_info().misses
+    stages.clear()
+    win.decode_again()
+    idle(qtbot, win)
+    assert "Loading the model (once per session)" not in stages and "Decoding" in stages
+    assert registry.load_model.cache_info().misses == misses  # the loaded model was reused
