@@ -1,4 +1,4 @@
-"""Drive the real ldmz-gui (run under Xvfb by screenshot.sh): open, compress, save a screenshot."""
+"""Drive the real ldmz-gui (run under Xvfb by screenshot.sh): open, compress, select, screenshot."""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ def main(out: Path) -> int:
 
     def shoot(win) -> None:  # noqa: ANN001
         dur = win.orig.duration
+        win.views.set_selection(dur * 0.30, dur * 0.55)  # a passage to A/B, as Shift+drag does
         win.seek(dur * 0.42)
         spec = win.views.panes[1].spec
         lo, hi = spec.vb.viewRange()[1]
