@@ -141,14 +141,15 @@ print(bufs[0][0], bufs[-1][0] + bufs[-1][1], sum(n for _, _, n in bufs))
 """
 
 
+@pytest.mark.parametrize("name", ["fast", "song"])  # Griffin-Lim, and the default vocoder
 def test_flushing_seek_restarts_at_target(gst_env: dict[str, str], files: dict[str, Path],
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, name: str) -> None:
     py = Path("/usr/bin/python3")  # the Python of python3-gst-1.0, which the loader requires
     if not py.exists():
         pytest.skip("no /usr/bin/python3 with python3-gst-1.0 to drive a seek")
     script = tmp_path / "seek.py"
     script.write_text(SEEK_SCRIPT)
-    r = _run([str(py), str(script), str(files["fast"]), "1.25"], gst_env)
+    r = _run([str(py), str(script), str(files[name]), "1.25"], gst_env)
     assert r.returncode == 0, _out(r)
     first, end, samples = (int(v) for v in r.stdout.split()[-3:])
     assert first == 1_250_000_000 and end == 2_000_000_000, (first, end)
