@@ -194,13 +194,30 @@ def test_damaged_file_fails_with_a_readable_error(gst_env: dict[str, str],
         assert "Traceback" not in text, _out(r)
 
 
+@pytest.fixture
+def user_venv(tmp_path: Path) -> tuple[Path, Path]:
+    """(venv, its site-packages): a fresh venv that sees this one's packages (ldmz, torch)
+    through a .pth, so install.sh can write into it without touching the venv running the tests."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
+                                "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "ldmz-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return venv, site
+
+
 def test_install_script_puts_plugin_where_the_loader_looks(gst_env: dict[str, str],
+                                                           files: dict[str, Path],
+                                                           user_venv: tuple[Path, Path],
                                                            tmp_path: Path) -> None:
     env = {k: v for k, v in gst_env.items() if k != "GST_PLUGIN_PATH"}
     env["HOME"] = str(tmp_path)
     env["GST_REGISTRY"] = str(tmp_path / "registry.bin")
-    if "LDMZ_VENV" not in env:
-        env["LDMZ_VENV"] = sys.prefix
+    env["LDMZ_VENV"] = str(user_venv[0])
     r = _run(["sh", str(GST_DIR / "install.sh")], env)
     assert r.returncode == 0, _out(r)
     dest = tmp_path / ".gstreamer-1.0" / "plugins" / "python"
@@ -211,6 +228,9 @@ def test_install_script_puts_plugin_where_the_loader_looks(gst_env: dict[str, st
     (tmp_path / "noise.ldmz").write_bytes(b"RIFF" * 100)  # ldmz itself must load to say so
     r = _decode(tmp_path / "noise.ldmz", tmp_path / "x.wav", env)
     assert r.returncode != 0 and "noise.ldmz: not an ldmz file" in r.stderr, _out(r)
+    for _ in range(3):  # the installed plug-in, the default vocoder's file, repeatedly
+        r = _run(["gst-discoverer-1.0", str(files["song"])], env, timeout=60)
+        assert r.returncode == 0 and "Duration: 0:00:02.000" in r.stdout, _out(r)
 
 
 def test_discoverer_answers_from_the_header(gst_env: dict[str, str],
@@ -305,17 +325,10 @@ def test_ldmzdec_checks_the_magic_and_buffers_only_the_declared_bytes(
 
 def test_activated_venv_shell_still_loads_the_plugin(gst_env: dict[str, str],
                                                      files: dict[str, Path],
+                                                     user_venv: tuple[Path, Path],
                                                      tmp_path: Path) -> None:
     """A shell with a venv activated (its bin/ first on PATH) runs gst-launch … ldmzdec."""
-    import sysconfig
-
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   timeout=120)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
-                                "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    (site / "ldmz-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # ldmz, torch
+    venv, site = user_venv
     env = {k: v for k, v in gst_env.items() if k != "GST_PLUGIN_PATH"}
     env.update(HOME=str(tmp_path), LDMZ_VENV=str(venv), VIRTUAL_ENV=str(venv),
                GST_REGISTRY=str(tmp_path / "registry.bin"))
