@@ -10,6 +10,7 @@ from ldmz.formats.container import (
     read_header,
     write_atomic,
 )
+from ldmz.formats.entropy import EntropyTables, TablesError, load_tables
 from ldmz.formats.errors import ChecksumError, FormatError, LdmzError, VersionError
 from ldmz.formats.header import (
     ChunkEntry,
@@ -23,7 +24,8 @@ from ldmz.formats.header import (
 from ldmz.formats.quantize import dequantize, quantize
 
 __all__ = [
-    "MAGIC", "VERSION_MAJOR", "VERSION_MINOR", "ChecksumError", "ChunkEntry", "FormatError",
+    "MAGIC", "VERSION_MAJOR", "VERSION_MINOR", "ChecksumError", "ChunkEntry", "EntropyTables",
+    "FormatError", "TablesError", "load_tables",
     "Header", "LatentInfo", "LdmzError", "LdmzFile", "MelParams", "ModelInfo", "QuantizerInfo",
     "SourceInfo", "VersionError", "dequantize", "header_end", "pack_latents", "quantize",
     "read_header", "write_atomic",

@@ -8,6 +8,7 @@ import numpy as np
 
 from ldmz.formats.chunks import FLOAT16_MAX
 from ldmz.formats.container import LdmzFile
+from ldmz.formats.entropy import EntropyTables, quantize_ec
 from ldmz.formats.header import (
     MAX_QUANT_ABS,
     ChunkEntry,
@@ -36,10 +37,14 @@ def pack_latents(
     tags: Mapping[str, str] | None = None,
     vocoder: str = "",
     writer: str = "",
+    tables: EntropyTables | None = None,
+    quality: int = 0,
 ) -> LdmzFile:
     """Quantize and chunk ``latents`` (audio_ch, latent_ch, frames, freq) into an LdmzFile.
 
     ``bits`` is one depth for all latent channels, one per latent channel, or ``"float16"``.
+    With ``tables`` (the model's entropy tables) ``bits`` is ignored: the latents are coded at
+    ``quality`` and rANS-coded (format 2).
     Each chunk stores frames ``[i*frames_per_chunk, (i+1)*frames_per_chunk + overlap)``.
     """
     latents = np.asarray(latents, dtype=np.float32)
@@ -52,6 +57,11 @@ def pack_latents(
     if latents.size and float(np.abs(latents).max()) > limit:
         raise ValueError(f"latents must lie within +-{limit:g} for bits={bits!r}")
     a, lc, t, f = latents.shape
+    if tables is not None:
+        return _pack_rans(latents, tables, quality, model=model, mel=mel, source=source,
+                          frames_per_chunk=frames_per_chunk, overlap=overlap,
+                          time_downsample=time_downsample, mel_frames=mel_frames, tags=tags,
+                          vocoder=vocoder, writer=writer)
     if isinstance(bits, str):
         if bits != "float16":
             raise ValueError(f"bits must be 0..8 or 'float16', got {bits!r}")
@@ -80,3 +90,25 @@ def pack_latents(
     header = Header(model=model, mel=mel, source=source, latent=lat, quantizer=quant,
                     chunks=tuple(entries), writer=writer, vocoder=vocoder, tags=dict(tags or {}))
     return LdmzFile.from_latents(header, arrays)
+
+
+def _pack_rans(latents: np.ndarray, tables: EntropyTables, quality: int, *, model: ModelInfo,
+               mel: MelParams, source: SourceInfo, frames_per_chunk: int, overlap: int,
+               time_downsample: int, mel_frames: int, tags: Mapping[str, str] | None,
+               vocoder: str, writer: str) -> LdmzFile:
+    a, lc, t, f = latents.shape
+    if tables.mean.shape != (lc, f):
+        raise ValueError(f"entropy tables are for {tables.mean.shape} latents, not {(lc, f)}")
+    if not 0 <= quality < tables.qualities:
+        raise ValueError(f"quality must be 0..{tables.qualities - 1}, got {quality}")
+    codes = quantize_ec(latents, tables, quality)
+    lat = LatentInfo(channels=lc, freq_bins=f, frames=t, frames_per_chunk=frames_per_chunk,
+                     overlap=overlap, mel_frames=mel_frames, time_downsample=time_downsample)
+    starts = range(0, t, frames_per_chunk)
+    arrays = [codes[:, :, s:s + frames_per_chunk + overlap] for s in starts]
+    entries = tuple(ChunkEntry(s, arr.shape[2], 0, 0, 0, 0)
+                    for s, arr in zip(starts, arrays, strict=True))
+    quant = QuantizerInfo(mode="rans", quality=quality, tables_sha256=tables.sha256[:16])
+    header = Header(model=model, mel=mel, source=source, latent=lat, quantizer=quant,
+                    chunks=entries, writer=writer, vocoder=vocoder, tags=dict(tags or {}))
+    return LdmzFile.from_latents(header, arrays, tables)

@@ -21,14 +21,18 @@ from ldmz.formats.chunks import (
     decompress_chunk,
     encode_chunk,
 )
+from ldmz.formats.compact import header_from_compact, header_to_compact
+from ldmz.formats.entropy import EntropyTables, decode_codes, dequantize_ec, encode_codes
 from ldmz.formats.errors import ChecksumError, FormatError, VersionError
 from ldmz.formats.fileio import _ChunkReader, write_atomic
-from ldmz.formats.header import MAX_HEADER_BYTES, Header
+from ldmz.formats.header import MAX_HEADER_BYTES, RANS, Header
 from ldmz.formats.parse import header_from_dict
 
 MAGIC = b"LDMZ"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
+VERSION_RANS = 2  # format 2.0: compact header, entropy-coded chunks (SPEC.md, section 7)
+MAJORS = (1, 2)
 # Preamble, 16 bytes, little-endian:
 #   magic    4s  b"LDMZ"
 #   major    B   format major version (readers refuse a major they do not know)
@@ -54,34 +58,79 @@ class LdmzFile:
     """A `.ldmz` file: its :class:`Header` and its latent chunks (read on demand)."""
 
     def __init__(self, header: Header, chunk_data: Sequence[bytes] | None = None,
-                 *, _reader: _ChunkReader | None = None) -> None:
+                 *, _reader: _ChunkReader | None = None,
+                 tables: EntropyTables | None = None) -> None:
         self.header = header
         self._data = list(chunk_data) if chunk_data is not None else None
         self._reader = _reader
         self.name = _reader.name if _reader else "<memory>"
+        self.tables: EntropyTables | None = None
+        if tables is not None:
+            self.use_tables(tables)
+
+    @property
+    def entropy_coded(self) -> bool:
+        """Whether the chunks are rANS-coded (format 2), needing the model's entropy tables."""
+        return self.header.quantizer.mode == RANS
+
+    def use_tables(self, tables: EntropyTables) -> None:
+        """Attach the model's entropy tables; FormatError if they are not the file's."""
+        q = self.header.quantizer
+        if not self.entropy_coded:
+            return
+        c, f = tables.mean.shape
+        if (not tables.sha256.startswith(q.tables_sha256) or q.quality >= tables.qualities
+                or (c, f) != (self.header.latent.channels, self.header.latent.freq_bins)):
+            raise FormatError(self.name, f"made with entropy tables {q.tables_sha256} (quality "
+                                         f"{q.quality}), but the model's are "
+                                         f"{tables.sha256[:16]}; decode with the model that "
+                                         f"made it (--model)")
+        self.tables = tables
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_latents(cls, header: Header, latents: Sequence[np.ndarray]) -> LdmzFile:
+    def from_latents(cls, header: Header, latents: Sequence[np.ndarray],
+                     tables: EntropyTables | None = None) -> LdmzFile:
         """Build a file from a header template and one array per chunk.
 
         Each array is quantized codes (integers, affine mode) or float values (float16 mode) of
         shape (audio_channels, latent_channels, frames, freq_bins). Chunk offsets, sizes and
-        checksums in ``header.chunks`` are recomputed; their q_offset/q_step are kept.
+        checksums in ``header.chunks`` are recomputed; their q_offset/q_step are kept. In
+        ``rans`` mode the arrays are integer codes and ``tables`` the model's entropy tables.
         """
         if len(latents) != len(header.chunks):
             raise ValueError(f"{len(latents)} chunk arrays for {len(header.chunks)} chunk entries")
+        rans = header.quantizer.mode == RANS
+        if rans and (tables is None or not tables.sha256.startswith(
+                header.quantizer.tables_sha256) or not header.quantizer.tables_sha256):
+            raise ValueError("rans chunks need the entropy tables named in the header")
         blobs, entries, pos = [], [], 0
         for c, arr in zip(header.chunks, latents, strict=True):
-            raw = encode_chunk(header, arr)
-            blob = compress(raw)
+            if rans:
+                raw = b""
+                blob = encode_codes(arr, tables, header.quantizer.quality)
+            else:
+                raw = encode_chunk(header, arr)
+                blob = compress(raw)
             entries.append(replace(c, offset=pos, size=len(blob), raw_size=len(raw),
                                    crc32=crc32(blob), frames=np.shape(arr)[2]))
             blobs.append(blob)
             pos += len(blob)
         h = replace(header, chunks=tuple(entries))
-        header_from_dict(h.to_dict(), "<writer>")  # the writer obeys the same rules as readers
-        return cls(h, blobs)
+        # the writer obeys the same rules as readers
+        if rans:  # and keeps only what format 2 stores (hash prefixes, float32 values)
+            h = header_from_compact(_unpack_header(_pack_header(h)), "<writer>")
+        else:
+            header_from_dict(h.to_dict(), "<writer>")
+        return cls(h, blobs, tables=tables)
+
+    def with_tags(self, tags: dict[str, str]) -> LdmzFile:
+        """A copy with other tags and the same chunk bytes (nothing is re-encoded)."""
+        h = replace(self.header, tags=dict(tags))
+        (header_from_dict if not self.entropy_coded else header_from_compact)(
+            _unpack_header(_pack_header(h)), "<writer>")
+        blobs = [self._blob(i) for i in range(len(h.chunks))]
+        return LdmzFile(h, blobs, tables=self.tables)
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -149,20 +198,53 @@ class LdmzFile:
         n = len(self.header.chunks)
         if not 0 <= i < n:
             raise IndexError(f"chunk {i} out of range 0..{n - 1}")
-        return decompress_chunk(self._blob(i), self.header.chunks[i], i, self.name)
+        c = self.header.chunks[i]
+        if self.entropy_coded:  # rANS words are stored as they are: check the CRC only
+            blob = self._blob(i)
+            if crc32(blob) != c.crc32:
+                raise ChecksumError(self.name, f"chunk {i} checksum mismatch (the file is "
+                                               f"damaged)")
+            return blob
+        return decompress_chunk(self._blob(i), c, i, self.name)
 
     def verify(self) -> None:
-        """Check every chunk's checksum, zstd frame and values; raise FormatError on damage."""
+        """Check every chunk's checksum, zstd frame and values; raise FormatError on damage.
+
+        Entropy-coded chunks are decoded too once the model's tables are attached
+        (:meth:`use_tables`); without them only their checksums are checked.
+        """
         for i in range(len(self.header.chunks)):
-            chunk_values(self.header, i, self._raw_chunk(i), self.name)
+            raw = self._raw_chunk(i)
+            if not self.entropy_coded:
+                chunk_values(self.header, i, raw, self.name)
+            elif self.tables is not None:
+                self._codes(i, raw)
+
+    def _codes(self, i: int, blob: bytes) -> np.ndarray:
+        if self.tables is None:
+            raise FormatError(self.name, f"entropy-coded by model '{self.header.model.id}': "
+                                         f"its entropy tables are needed to read the latents")
+        return decode_codes(blob, self.header.chunk_shape(i), self.tables,
+                            self.header.quantizer.quality, self.name, i)
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Dequantized float32 latents of chunk ``i``: (audio_ch, latent_ch, frames, freq)."""
+        if self.entropy_coded:
+            codes = self._codes(i, self._raw_chunk(i))
+            return dequantize_ec(codes, self.tables, self.header.quantizer.quality)
         return decode_chunk(self.header, i, self._raw_chunk(i), self.name)
 
     def chunk_codes(self, i: int) -> np.ndarray:
-        """Raw stored values of chunk ``i`` (uint8 codes, or read-only float16 in float16 mode)."""
+        """Raw stored values of chunk ``i``: uint8 codes, read-only float16 (float16 mode) or
+        int32 signed codes (rans mode, which needs the tables)."""
+        if self.entropy_coded:
+            return self._codes(i, self._raw_chunk(i))
         return chunk_values(self.header, i, self._raw_chunk(i), self.name)
+
+    def chunk_bits_per_value(self) -> list[float]:
+        """Stored bits per latent value of each chunk (header excluded)."""
+        return [8 * c.size / v if v else 0.0
+                for c, v in zip(self.header.chunks, self.header.values_per_chunk, strict=True)]
 
     def chunk_at(self, seconds: float) -> int:
         """Index of the chunk holding the latent frame at time ``seconds`` of the source."""
@@ -198,8 +280,9 @@ class LdmzFile:
     # ------------------------------------------------------------------ writing
     def to_bytes(self) -> bytes:
         """Serialize: preamble, msgpack header, chunks."""
-        hbytes = msgpack.packb(self.header.to_dict(), use_bin_type=True)
-        head = struct.pack("<4sBBHI", MAGIC, VERSION_MAJOR, VERSION_MINOR, 0, len(hbytes))
+        hbytes = _pack_header(self.header)
+        major = VERSION_RANS if self.entropy_coded else VERSION_MAJOR
+        head = struct.pack("<4sBBHI", MAGIC, major, 0, 0, len(hbytes))
         out = io.BytesIO()
         out.write(head + struct.pack("<I", crc32(head, hbytes)))
         out.write(hbytes)
@@ -242,7 +325,10 @@ def _read_header(reader: _ChunkReader) -> Header:
     except (ValueError, msgpack.UnpackException) as e:
         why = " ".join(str(e).split())[:200] or type(e).__name__
         raise FormatError(name, f"header is not valid msgpack ({why})") from e
-    header = header_from_dict(raw, name)
+    major = pre[4]
+    header = (header_from_dict if major == 1 else header_from_compact)(raw, name)
+    if (major == 2) != (header.quantizer.mode == RANS):
+        raise FormatError(name, f"format {major} cannot hold {header.quantizer.mode} chunks")
     reader.data_start = PREAMBLE.size + hlen
     return header
 
@@ -269,13 +355,20 @@ def header_end(prefix: bytes, name: str = "<bytes>") -> int | None:
     if len(prefix) < PREAMBLE.size:
         return None
     _, major, minor, flags, hlen, _ = PREAMBLE.unpack(prefix[:PREAMBLE.size])
-    if major != VERSION_MAJOR:
+    if major not in MAJORS:
         raise VersionError(name, f"format version {major}.{minor} is not supported; this "
-                                 f"reader supports version {VERSION_MAJOR}.x")
+                                 f"reader supports versions 1.x and 2.x")
     if flags != 0 or hlen > MAX_HEADER_BYTES:
         raise FormatError(name, f"bad preamble (flags {flags}, header length {hlen}); "
                                 f"the header limit is {MAX_HEADER_BYTES} bytes")
     return PREAMBLE.size + hlen
+
+
+def _pack_header(h: Header) -> bytes:
+    """Format 1's readable map, or format 2's compact one (floats as float 32) for rans."""
+    if h.quantizer.mode == RANS:
+        return msgpack.packb(header_to_compact(h), use_bin_type=True, use_single_float=True)
+    return msgpack.packb(h.to_dict(), use_bin_type=True)
 
 
 def _unpack_header(hbytes: bytes) -> object:

@@ -24,7 +24,8 @@ MAX_STRING = 4096
 MAX_QUANT_ABS = 1e30  # |q_offset| and |q_step| bound, so offset + step * 255 stays a float32
 MAX_FRAMES = 1 << 40
 MAX_SAMPLES = 1 << 48
-QUANT_MODES = ("affine", "float16")
+QUANT_MODES = ("affine", "float16")  # format 1.x; 2.x codes "rans" (compact.py)
+RANS = "rans"
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,16 @@ class LatentInfo:
 
 @dataclass(frozen=True)
 class QuantizerInfo:
-    """How latents are stored: ``affine`` codes, ``bits`` per latent channel, or ``float16``."""
+    """How latents are stored: ``affine`` codes, ``bits`` per latent channel, or ``float16``.
+
+    ``rans`` (format 2): integer codes at ``quality`` of the model's entropy tables, whose
+    file's SHA-256 starts with ``tables_sha256``, rANS-coded.
+    """
 
     mode: str = "affine"
     bits: tuple[int, ...] = ()
+    quality: int = 0
+    tables_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,17 @@ class Header:
     tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The header as plain Python types (the msgpack map, also JSON-ready)."""
-        return _plain(asdict(self))
+        """The header as plain Python types (format 1's msgpack map, also JSON-ready)."""
+        d = _plain(asdict(self))
+        if self.quantizer.mode != RANS:  # format 1 has no such keys
+            del d["quantizer"]["quality"], d["quantizer"]["tables_sha256"]
+        return d
+
+    @property
+    def values_per_chunk(self) -> list[int]:
+        """Latent values stored in each chunk (audio_ch * latent_ch * frames * freq)."""
+        a, lc, f = self.source.channels, self.latent.channels, self.latent.freq_bins
+        return [a * lc * c.frames * f for c in self.chunks]
 
     @property
     def duration(self) -> float:
@@ -136,6 +152,8 @@ class Header:
         a, lc, t, f = self.chunk_shape(index)
         if self.quantizer.mode == "float16":
             return a * lc * t * f * 2
+        if self.quantizer.mode == RANS:
+            return 0  # entropy-coded chunks are not zstd frames: no decompressed size
         return a * sum(packed_size(b, t * f) for b in self.quantizer.bits)
 
 

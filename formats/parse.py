@@ -150,21 +150,26 @@ def header_from_dict(d: Any, src: str) -> Header:
     if len(chunk_list) > MAX_CHUNKS:
         raise FormatError(src, f"{len(chunk_list)} chunks exceed the limit of {MAX_CHUNKS}")
     chunks = tuple(_chunk(c, i, channels, latent, mode, src) for i, c in enumerate(chunk_list))
-    tags = _get(d, "tags", dict, src, "", {})
-    if len(tags) > MAX_TAGS or not all(
+    tags = check_tags(_get(d, "tags", dict, src, "", {}), src)
+    header = Header(
+        model=model, mel=mel, source=source, latent=latent, quantizer=quantizer, chunks=chunks,
+        writer=_get(d, "writer", str, src, "", ""), vocoder=_get(d, "vocoder", str, src, "", ""),
+        tags=tags,
+    )
+    check_layout(header, src)
+    return header
+
+
+def check_tags(tags: Any, src: str) -> dict[str, str]:
+    """The tags map, checked: at most MAX_TAGS pairs of bounded UTF-8 strings."""
+    if not isinstance(tags, dict) or len(tags) > MAX_TAGS or not all(
         isinstance(k, str) and isinstance(v, str) and _utf8_len(k) <= MAX_TAG_KEY
         and _utf8_len(v) <= MAX_TAG_VALUE
         for k, v in tags.items()
     ):
         raise FormatError(src, f"tags must be at most {MAX_TAGS} UTF-8 string pairs, keys of at "
                                f"most {MAX_TAG_KEY} bytes, values of at most {MAX_TAG_VALUE}")
-    header = Header(
-        model=model, mel=mel, source=source, latent=latent, quantizer=quantizer, chunks=chunks,
-        writer=_get(d, "writer", str, src, "", ""), vocoder=_get(d, "vocoder", str, src, "", ""),
-        tags=dict(tags),
-    )
-    check_layout(header, src)
-    return header
+    return dict(tags)
 
 
 def _chunk(c: Any, i: int, channels: int, latent: LatentInfo, mode: str, src: str) -> ChunkEntry:

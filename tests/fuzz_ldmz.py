@@ -15,12 +15,21 @@ import sys
 import time
 import zlib
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from ldmz.formats import FormatError, LdmzFile, MelParams, ModelInfo, SourceInfo, pack_latents
+from ldmz.formats import (
+    FormatError,
+    LdmzFile,
+    MelParams,
+    ModelInfo,
+    SourceInfo,
+    load_tables,
+    pack_latents,
+)
 
 NAME = "fuzz.ldmz"
 INTERESTING: list[Any] = [
@@ -42,7 +51,17 @@ def seeds() -> tuple[bytes, ...]:
         out.append(pack_latents(z, model=ModelInfo("m", weights_sha256="ab" * 32), mel=MelParams(),
                                 source=SourceInfo(16000, a, 999, (1.0,) * a), bits=bits,
                                 frames_per_chunk=per, overlap=ov, tags={"t": "é"}).to_bytes())
+    z = rng.normal(size=(2, 2, 9, 3)).astype(np.float32)  # format 2: entropy-coded
+    out.append(pack_latents(z, model=ModelInfo("m", weights_sha256="ab" * 32), mel=MelParams(),
+                            source=SourceInfo(16000, 2, 999, (1.0, 0.5)), frames_per_chunk=4,
+                            overlap=1, tags={"t": "é"}, tables=tables(), quality=0).to_bytes())
     return tuple(out)
+
+
+@cache
+def tables():  # noqa: ANN201 - EntropyTables
+    """The golden format-2 tables (tests/data), which the fuzzed rans files are decoded with."""
+    return load_tables(Path(__file__).parent / "data" / "golden_v2_tables.safetensors.zst")
 
 
 def split(data: bytes) -> tuple[bytes, Any, bytes]:
@@ -120,6 +139,15 @@ def mutate(data: bytes, rnd: random.Random, others: tuple[bytes, ...] = ()) -> b
 
 def _structured(data: bytes, op: int, rnd: random.Random) -> bytes:
     pre, h, body = split(data)
+    if op == 5 and "k" in h:  # format 2: edit a chunk, fix its CRC in the (size, crc) list
+        i = rnd.randrange(len(h["k"]) // 2)
+        start = sum(h["k"][0:2 * i:2])
+        blob = bytearray(body[start:start + h["k"][2 * i]])
+        if blob:
+            blob[rnd.randrange(len(blob))] ^= 1 << rnd.randrange(8)
+        body = body[:start] + bytes(blob) + body[start + len(blob):]
+        h["k"][2 * i + 1] = zlib.crc32(bytes(blob))
+        return assemble(pre, h, body)
     if op == 5:  # edit a chunk, fix its CRC
         c = rnd.choice(h["chunks"])
         blob = bytearray(body[c["offset"]:c["offset"] + c["size"]])
@@ -143,6 +171,9 @@ def check(data: bytes) -> None:
     """Parse ``data``: either a FormatError naming the source, or a self-consistent file."""
     try:
         f = LdmzFile.from_bytes(data, name=NAME)
+        if f.entropy_coded:  # the chunks decode only with the model's tables
+            f.use_tables(tables())
+            f.verify()
     except FormatError as e:
         assert e.source == NAME and str(e).startswith(NAME + ": "), e
         assert "\n" not in str(e), repr(str(e))
@@ -153,6 +184,9 @@ def check(data: bytes) -> None:
     assert x.dtype == np.float32 and bool(np.isfinite(x).all())
     again = LdmzFile.from_bytes(f.to_bytes())
     assert again.header == h
+    if f.entropy_coded:
+        again.use_tables(tables())
+        assert np.array_equal(again.latents(), x)
 
 
 def _atheris_main() -> None:

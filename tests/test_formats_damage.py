@@ -122,8 +122,8 @@ def test_trailing_bytes_and_magic() -> None:
 def test_future_major_version_names_both() -> None:
     h, body = split(SMALL)
     with pytest.raises(VersionError) as e:
-        LdmzFile.from_bytes(assemble(h, body, major=2, minor=3), name=NAME)
-    assert "2.3" in str(e.value) and "1." in str(e.value) and str(e.value).startswith(NAME)
+        LdmzFile.from_bytes(assemble(h, body, major=3, minor=3), name=NAME)
+    assert "3.3" in str(e.value) and "2." in str(e.value) and str(e.value).startswith(NAME)
     with pytest.raises(VersionError, match="255"):
         LdmzFile.from_bytes(assemble(h, body, major=255))
 

@@ -41,3 +41,4 @@ def test_mutated_files(which: int, seed: int, rounds: int) -> None:
 def test_raw_bytes(data: bytes) -> None:
     fuzz.check(data)
     fuzz.check(b"LDMZ\x01\x00\x00\x00" + data)
+    fuzz.check(b"LDMZ\x02\x00\x00\x00" + data)

@@ -1,4 +1,4 @@
-"""Write (or, without --write, check) the golden v1 `.ldmz` files and their expectations JSON."""
+"""Write (or, without --write, check) the golden v1 and v2 `.ldmz` files and their expectations."""
 
 # The files are built from fixed integer codes and exact binary fractions (no RNG, no quantizer),
 # so they depend only on the container code and libzstd. Usage:
@@ -16,6 +16,7 @@ import numpy as np
 import zstandard
 
 from ldmz.formats import (
+    EntropyTables,
     ChunkEntry,
     Header,
     LatentInfo,
@@ -88,6 +89,60 @@ def build_float16() -> LdmzFile:
 
 BUILDERS = {"affine": build_affine, "float16": build_float16}
 
+# Format 2 (entropy-coded): the file and the model-folder tables it names.
+V2_FILE, V2_TABLES, V2_EXPECT = "golden_v2.ldmz", "golden_v2_tables.safetensors.zst", \
+    HERE / "golden_v2.json"
+
+
+def build_tables_bytes() -> bytes:
+    """Tables for 2 latent channels x 3 bins, 2 qualities (codes -2..2 and -3..3)."""
+    from ldmz.formats.entropy import CONTEXTS, freqs_from_counts, tables_bytes
+
+    tensors = {"mean": np.array([[0.5, -0.25, 0.0], [1.0, 0.125, -2.0]], np.float32),
+               "step": np.array([[1.0, 0.5], [0.25, 0.125]], np.float32)}
+    for q, n in enumerate((5, 7)):
+        c, f, x, s = np.meshgrid(np.arange(2), np.arange(3), np.arange(CONTEXTS), np.arange(n),
+                                 indexing="ij")
+        counts = (c * 7 + f * 3 + x + s * s) % 11 + 40 * (s == n // 2)
+        tensors[f"freq.{q}"] = freqs_from_counts(counts).astype(np.int32)
+    return tables_bytes(tensors, {"format": "ldmz-entropy-1", "default": "1"})
+
+
+def golden_tables() -> EntropyTables:
+    """The committed golden tables, read as a model folder's would be."""
+    from ldmz.formats import load_tables
+
+    return load_tables(HERE / V2_TABLES)
+
+
+def build_rans(tables: EntropyTables | None = None) -> LdmzFile:
+    """1 audio ch, 2 latent ch, 3 bins, 7 frames in chunks of 3 + 1, quality 1, fixed codes."""
+    from ldmz.formats.entropy import dequantize_ec
+
+    t = tables or golden_tables()
+    frames, per, ov = 7, 3, 1
+    tt, c, f = np.meshgrid(np.arange(frames), np.arange(2), np.arange(3), indexing="xy")
+    codes = ((tt * 5 + c * 3 + f * 2) % 7 - 3)[None]  # (1, 2, 7, 3)
+    z = dequantize_ec(codes.astype(np.int32), t, 1)
+    from ldmz.formats import pack_latents
+
+    return pack_latents(
+        z, model=MODEL, mel=MEL,
+        source=SourceInfo(sample_rate=48000, channels=1, samples=13579, gain=(0.75,)),
+        frames_per_chunk=per, overlap=ov, time_downsample=4, mel_frames=28, tags=TAGS,
+        writer="ldmz-golden/2", vocoder="hifigan-golden", tables=t, quality=1)
+
+
+def expectations_v2() -> dict:
+    """What the committed v2 file must contain: its hash, header fields and codes."""
+    f = build_rans()
+    data = f.to_bytes()
+    return {"name": V2_FILE, "tables": V2_TABLES, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "tables_sha256": hashlib.sha256((HERE / V2_TABLES).read_bytes()).hexdigest(),
+            "header": f.header.to_dict(), "latents": f.latents().tolist(),
+            "codes": [f.chunk_codes(i).tolist() for i in range(len(f.header.chunks))]}
+
 
 def expectations() -> dict:
     """What the committed files must contain: zstd version, hashes, headers and latents."""
@@ -109,10 +164,17 @@ def main(argv: list[str]) -> int:
             (HERE / FILES[kind]).write_bytes(build().to_bytes())
         EXPECT.write_text(json.dumps(expectations(), indent=1, ensure_ascii=False) + "\n",
                           encoding="utf-8")
-        print(f"wrote {', '.join(FILES.values())} and {EXPECT.name}")
+        (HERE / V2_TABLES).write_bytes(build_tables_bytes())
+        (HERE / V2_FILE).write_bytes(build_rans().to_bytes())
+        V2_EXPECT.write_text(json.dumps(expectations_v2(), indent=1, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+        print(f"wrote {', '.join(FILES.values())}, {EXPECT.name}, {V2_FILE}, {V2_TABLES} and "
+              f"{V2_EXPECT.name}")
         return 0
     bad = [name for kind, name in FILES.items()
            if (HERE / name).read_bytes() != BUILDERS[kind]().to_bytes()]
+    bad += [V2_TABLES] if (HERE / V2_TABLES).read_bytes() != build_tables_bytes() else []
+    bad += [V2_FILE] if (HERE / V2_FILE).read_bytes() != build_rans().to_bytes() else []
     print("differ: " + ", ".join(bad) if bad else "golden files match")
     return 1 if bad else 0
 

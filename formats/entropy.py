@@ -1,0 +1,278 @@
+"""Entropy-coded chunks: integer frequency tables (from the model folder) and rANS via constriction.
+
+A table set holds, for each quality ``q``, a quantizer step per latent channel and one integer
+frequency table per (latent channel, frequency bin), each summing to ``2**PRECISION``. Integer
+tables make the coder's model exact: decoding is bit-identical on any machine and thread count.
+The tables file is a safetensors file read here with numpy only (no torch, no safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ldmz.formats.errors import FormatError
+
+PRECISION = 24  # bits of every frequency table: rows sum to 2**24 (constriction's default)
+TOTAL = 1 << PRECISION
+MAX_SYMBOLS = 4095  # alphabet size per table (odd: symbols -K..K)
+MAX_QUALITIES = 64
+TABLES_FORMAT = "ldmz-entropy-1"
+
+
+class TablesError(FormatError):
+    """An entropy tables file is missing, damaged or does not fit the latents."""
+
+
+# Contexts: a code's table is chosen by three already-coded neighbours, each clipped: the same
+# channel and bin in the previous frame (-2..2), the previous bin of the same frame and channel
+# (-1..1) and the previous latent channel at the same frame and bin (-1..1); 0 outside the chunk.
+CTX_T, CTX_F, CTX_C = 2, 1, 1
+CONTEXTS = (2 * CTX_T + 1) * (2 * CTX_F + 1) * (2 * CTX_C + 1)  # 45
+
+
+@dataclass(frozen=True, eq=False)
+class EntropyTables:
+    """Per quality q: ``steps[q]`` (C,), ``freqs[q]`` (C, F, CONTEXTS, 2K+1); ``mean`` (C, F)."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    freqs: tuple[np.ndarray, ...]
+    sha256: str = ""
+    _weights: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def qualities(self) -> int:
+        """Number of quality levels (0 = smallest files)."""
+        return len(self.freqs)
+
+    def radius(self, q: int) -> int:
+        """``K``: quality ``q`` codes integers ``-K..K``."""
+        return (self.freqs[q].shape[3] - 1) // 2
+
+    def check(self, name: str = "<tables>") -> EntropyTables:
+        """Raise TablesError unless shapes, sums and values are valid; return self."""
+        c, f = self.mean.shape
+        if not 1 <= len(self.freqs) <= MAX_QUALITIES or self.steps.shape != (len(self.freqs), c):
+            raise TablesError(name, f"entropy tables need 1..{MAX_QUALITIES} qualities with "
+                                    f"one step per latent channel")
+        if not (np.isfinite(self.steps).all() and (self.steps > 0).all()
+                and np.isfinite(self.mean).all()):
+            raise TablesError(name, "entropy table steps must be finite and > 0, means finite")
+        for q, t in enumerate(self.freqs):
+            if (t.ndim != 4 or t.shape[:3] != (c, f, CONTEXTS) or t.shape[3] % 2 == 0
+                    or t.shape[3] > MAX_SYMBOLS or (t < 1).any() or (t.sum(-1) != TOTAL).any()):
+                raise TablesError(name, f"entropy table {q} must be (C, F, {CONTEXTS}, odd n <= "
+                                        f"{MAX_SYMBOLS}) with entries >= 1 summing to 2^24")
+        return self
+
+    def weights(self, q: int) -> np.ndarray:
+        """float64 ``freqs[q] - 1``: what constriction is given (see :func:`_weights_note`)."""
+        if q not in self._weights:
+            self._weights[q] = (self.freqs[q] - 1).astype(np.float64)
+        return self._weights[q]
+
+
+def _weights_note() -> None:
+    """Why ``freq - 1``: constriction gives symbol ``s`` the slot ``floor(sum(w[:s]) * scale) + s``
+    of 2^24 with ``scale = (2^24 - n) / sum(w)``; with ``w = freq - 1``, which sums to
+    ``2^24 - n``, the scale is exactly 1 and the coder's table is exactly ``freq``.
+    """
+
+
+def _coder() -> tuple[type, type]:
+    """constriction's Categorical model and AnsCoder (imported on first use)."""
+    import constriction  # its sub-modules are attributes, not importable paths
+
+    return constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
+
+
+def coding_order(shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Symbol order of a chunk (A, C, T, F): flat C-order indices, and wavefront bounds.
+
+    Codes go by wavefront ``w = t + c + f`` (each depends only on earlier wavefronts), and
+    within one by audio channel, then frame, then latent channel (the bin follows).
+    """
+    a, c, n, f = shape
+    ai, ci, ti, fi = (x.ravel() for x in np.meshgrid(np.arange(a), np.arange(c), np.arange(n),
+                                                     np.arange(f), indexing="ij"))
+    w = ti + ci + fi
+    order = np.lexsort((ci, ti, ai, w))
+    bounds = np.searchsorted(w[order], np.arange(max(n + c + f - 1, 0) + 1))
+    return order, bounds
+
+
+def contexts(padded: np.ndarray, idx: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Context numbers (0..44) of the codes at ``idx`` = (a, c, t, f) index arrays.
+
+    ``padded`` is the (A, C+1, T+1, F+1) code array with a zero border before each axis.
+    """
+    a, c, t, f = idx
+    xt = np.clip(padded[a, c + 1, t, f + 1], -CTX_T, CTX_T) + CTX_T
+    xf = np.clip(padded[a, c + 1, t + 1, f], -CTX_F, CTX_F) + CTX_F
+    xc = np.clip(padded[a, c, t + 1, f + 1], -CTX_C, CTX_C) + CTX_C
+    return (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
+
+
+def quantize_ec(z: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
+    """Integer codes ``round((z - mean) / step)`` of latents (A, C, T, F), clipped to -K..K."""
+    d = (np.asarray(z, np.float32) - t.mean[None, :, None, :]) / t.steps[q][None, :, None, None]
+    r = t.radius(q)
+    return np.clip(np.rint(d), -r, r).astype(np.int32)
+
+
+def dequantize_ec(codes: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
+    """Float32 latents ``mean[c, f] + steps[q][c] * code`` of codes (A, C, T, F)."""
+    step = t.steps[q].astype(np.float32)[None, :, None, None]
+    return (t.mean.astype(np.float32)[None, :, None, :] + step * codes.astype(np.float32)
+            ).astype(np.float32)
+
+
+def _pad(codes: np.ndarray) -> np.ndarray:
+    return np.pad(codes, ((0, 0), (1, 0), (1, 0), (1, 0)))
+
+
+def encode_codes(codes: np.ndarray, t: EntropyTables, q: int) -> bytes:
+    """rANS-code the integer codes (A, C, T, F) of one chunk: little-endian 32-bit words."""
+    Categorical, AnsCoder = _coder()
+    codes = np.asarray(codes, np.int32)
+    r = t.radius(q)
+    if codes.size and int(np.abs(codes).max()) > r:
+        raise ValueError(f"codes must lie in -{r}..{r} at quality {q}")
+    enc = AnsCoder()
+    if codes.size:
+        order, _ = coding_order(codes.shape)
+        idx = np.unravel_index(order, codes.shape)
+        rows = t.weights(q)[idx[1], idx[3], contexts(_pad(codes), idx)]
+        syms = np.ascontiguousarray(codes.reshape(-1)[order] + r, dtype=np.int32)
+        enc.encode_reverse(syms, Categorical(perfect=False), rows)  # a stack: decoded forwards
+    return np.asarray(enc.get_compressed(), "<u4").tobytes()
+
+
+def decode_codes(blob: bytes, shape: tuple[int, int, int, int], t: EntropyTables, q: int,
+                 name: str, i: int) -> np.ndarray:
+    """Inverse of :func:`encode_codes`; FormatError unless the words decode to exactly ``shape``."""
+    Categorical, AnsCoder = _coder()
+    if len(blob) % 4:
+        raise FormatError(name, f"chunk {i} is not a whole number of 32-bit words")
+    r = t.radius(q)
+    padded = np.zeros((shape[0], shape[1] + 1, shape[2] + 1, shape[3] + 1), np.int32)
+    order, bounds = coding_order(shape)
+    idx = np.unravel_index(order, shape)
+    w = t.weights(q)
+    model = Categorical(perfect=False)
+    try:
+        dec = AnsCoder(np.frombuffer(blob, "<u4").astype(np.uint32))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            a, c, tt, f = (x[lo:hi] for x in idx)
+            rows = w[c, f, contexts(padded, (a, c, tt, f))]
+            padded[a, c + 1, tt + 1, f + 1] = dec.decode(model, rows) - r
+        ok = dec.is_empty()
+    except Exception as e:  # constriction raises its own errors on words it cannot take
+        raise FormatError(name, f"chunk {i} entropy-coded data is invalid ({e})") from e
+    if not ok:
+        raise FormatError(name, f"chunk {i} entropy-coded data does not decode to exactly its "
+                                f"{int(np.prod(shape))} values (the file is damaged)")
+    return np.ascontiguousarray(padded[:, 1:, 1:, 1:])
+
+
+MAX_TABLES_BYTES = 256 << 20
+
+
+def _inflate(stored: bytes) -> bytes:
+    """The safetensors bytes of a tables file (zstd frame, at most MAX_TABLES_BYTES)."""
+    import zstandard
+
+    try:
+        obj = zstandard.ZstdDecompressor().decompressobj()
+        data = obj.decompress(stored[:MAX_TABLES_BYTES])
+    except zstandard.ZstdError as e:
+        raise ValueError(f"not zstd ({e})") from e
+    if not obj.eof or len(data) >= MAX_TABLES_BYTES:
+        raise ValueError("truncated or too large")
+    return data
+
+
+def read_tables_meta(path: str | Path) -> dict[str, str]:
+    """The metadata map of a tables file."""
+    return parse_safetensors(_inflate(Path(path).read_bytes()))[1]
+
+
+def tables_bytes(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> bytes:
+    """A tables file's stored bytes: safetensors of ``tensors``, zstd level 19."""
+    import zstandard
+
+    names = {np.dtype("<i4"): "I32", np.dtype("<f4"): "F32"}
+    head, pos, body = {"__metadata__": meta}, 0, []
+    for k in sorted(tensors):
+        v = np.ascontiguousarray(tensors[k])
+        v = v.astype(v.dtype.newbyteorder("<"))
+        head[k] = {"dtype": names[v.dtype], "shape": list(v.shape),
+                   "data_offsets": [pos, pos + v.nbytes]}
+        body.append(v.tobytes())
+        pos += v.nbytes
+    hj = json.dumps(head, separators=(",", ":")).encode()
+    hj += b" " * (-len(hj) % 8)
+    raw = struct.pack("<Q", len(hj)) + hj + b"".join(body)
+    return zstandard.ZstdCompressor(level=19).compress(raw)
+
+
+def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata of safetensors bytes (I32, I64, F32, F64 only), numpy only."""
+    dtypes = {"I32": "<i4", "I64": "<i8", "F32": "<f4", "F64": "<f8"}
+    if len(data) < 8:
+        raise ValueError("too short")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8 or n > 1 << 24:
+        raise ValueError("header length out of range")
+    head = json.loads(data[8:8 + n])
+    body = memoryview(data)[8 + n:]
+    meta = head.pop("__metadata__", {}) or {}
+    out = {}
+    for k, v in head.items():
+        a, b = v["data_offsets"]
+        dt = np.dtype(dtypes[v["dtype"]])
+        shape = tuple(int(s) for s in v["shape"])
+        if not 0 <= a <= b <= len(body) or b - a != dt.itemsize * int(np.prod(shape)):
+            raise ValueError(f"tensor {k} has bad offsets")
+        out[k] = np.frombuffer(body[a:b], dt).reshape(shape).copy()
+    return out, meta
+
+
+def load_tables(path: str | Path) -> EntropyTables:
+    """Read and check a tables file: safetensors (``step`` (Q, C), ``mean`` (C, F), ``freq.q``),
+    zstd-compressed. The SHA-256 of the stored bytes names the tables in files."""
+    path = Path(path)
+    name = str(path)
+    try:
+        stored = path.read_bytes()
+        digest = hashlib.sha256(stored).hexdigest()
+        arrs, meta = parse_safetensors(_inflate(stored))
+        if meta.get("format") != TABLES_FORMAT:
+            raise ValueError(f"format is {meta.get('format')!r}, not {TABLES_FORMAT!r}")
+        steps = arrs["step"].astype(np.float32)
+        freqs = tuple(arrs[f"freq.{q}"].astype(np.int64) for q in range(len(steps)))
+        t = EntropyTables(steps, arrs["mean"].astype(np.float32), freqs, digest)
+    except OSError as e:
+        raise TablesError(name, f"cannot read the entropy tables: {e.strerror or e}") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise TablesError(name, f"not a valid entropy tables file ({e})") from e
+    return t.check(name)
+
+
+def freqs_from_counts(counts: np.ndarray, prior: float = 0.05) -> np.ndarray:
+    """Integer tables (.., n) summing to 2^24, every entry >= 1, from histograms (.., n)."""
+    counts = np.asarray(counts, np.float64) + prior
+    n = counts.shape[-1]
+    p = counts / counts.sum(-1, keepdims=True)
+    out = 1 + np.floor(p * (TOTAL - n)).astype(np.int64)
+    short = TOTAL - out.sum(-1)  # 0 <= short < n: give it to the most probable symbol
+    idx = np.argmax(out, axis=-1)
+    np.put_along_axis(out, idx[..., None],
+                      np.take_along_axis(out, idx[..., None], -1) + short[..., None], -1)
+    return out
