@@ -69,6 +69,10 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
 
     if not 1 <= params.bits <= 8:
         raise ParamError(f"bits must be 1..8, got {params.bits}")
+    if params.coding not in ("auto", "affine", "rans"):
+        raise ParamError(f"coding must be auto, affine or rans, got {params.coding!r}")
+    if params.kbps < 0 or params.kbps != params.kbps:
+        raise ParamError(f"kbps must be >= 0, got {params.kbps}")
     if not 0 < params.chunk_seconds < 3600:
         raise ParamError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
     if int(sr) != sr or not 0 < sr <= 1_000_000:
@@ -100,13 +104,50 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
             z = np.empty((channels, *zc.shape), np.float32)
         z[ci] = zc
         gains.append(gain)
-    return pack_latents(
-        z, model=model.info, mel=mel,
+    common = dict(
+        model=model.info, mel=mel,
         source=SourceInfo(sample_rate=int(sr), channels=channels, samples=samples,
                           gain=tuple(float(g) for g in gains)),
-        bits=allocate_bits(z, params.bits), frames_per_chunk=win, overlap=0,
-        time_downsample=down, mel_frames=total_mel, clip_percentile=CLIP_PERCENTILE, tags=tags,
+        frames_per_chunk=win, overlap=0, time_downsample=down, mel_frames=total_mel, tags=tags,
         vocoder=params.vocoder or model.vocoder, writer=f"ldmz {__version__}")
+    if _coding(params, model) == "rans":
+        return _encode_rans(z, model, params, common)
+    return pack_latents(z, bits=allocate_bits(z, params.bits), clip_percentile=CLIP_PERCENTILE,
+                        **common)
+
+
+def _coding(params: EncodeParams, model: LoadedModel) -> str:
+    """The payload coding ``params`` asks for with ``model``: ``rans`` or ``affine``."""
+    from ldmz.codec.models import ModelError
+
+    wants = params.coding
+    if wants == "auto":
+        wants = "rans" if model.tables is not None or params.quality >= 0 or params.kbps \
+            else "affine"
+    if wants == "rans" and model.tables is None:
+        raise ModelError(f"model '{model.info.id}' has no entropy tables, so it cannot use "
+                         f"--quality/--kbps; use --bits, or a model with tables")
+    return wants
+
+
+def _encode_rans(z: np.ndarray, model: LoadedModel, params: EncodeParams,
+                 common: dict) -> LdmzFile:
+    """Entropy-code ``z`` at the asked quality, or the best one whose file fits ``kbps``."""
+    t = model.tables
+    if params.quality >= t.qualities:
+        raise ParamError(f"quality must be 0..{t.qualities - 1} for model "
+                         f"'{model.info.id}', got {params.quality}")
+    if not params.kbps:
+        q = params.quality if params.quality >= 0 else model.default_quality
+        return pack_latents(z, tables=t, quality=q, **common)
+    secs = common["source"].samples / common["source"].sample_rate
+    best = None
+    for q in range(t.qualities):  # qualities are ordered by rate: stop at the first too big
+        f = pack_latents(z, tables=t, quality=q, **common)
+        if best is not None and len(f.to_bytes()) * 8 / max(secs, 1e-9) / 1000 > params.kbps:
+            break
+        best = f
+    return best
 
 
 class _Latents:
@@ -141,6 +182,8 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
     from ldmz.codec.vocoders import autocast
 
     h = f.header
+    if f.entropy_coded and f.tables is None:
+        use_model_tables(f, model)
     down, total, ctx = h.latent.time_downsample, h.latent.frames, model.context
     wins = spans(total, window or h.latent.frames_per_chunk, ctx)
     fade = fade_len(FADE_LATENT, wins, down)
@@ -197,7 +240,7 @@ def _check_model(f: LdmzFile, model: LoadedModel) -> None:
     from ldmz.codec.models import ModelError
 
     h, info = f.header, model.info
-    same = (info.weights_sha256 == h.model.weights_sha256
+    same = (info.weights_sha256.startswith(h.model.weights_sha256)  # format 2 keeps a prefix
             if info.weights_sha256 and h.model.weights_sha256 else info.id == h.model.id)
     if not same:
         raise ModelError(
@@ -208,6 +251,16 @@ def _check_model(f: LdmzFile, model: LoadedModel) -> None:
             h.latent.channels, h.latent.freq_bins) or model.mel != h.mel:
         raise ModelError(f"{f.name}: its latent/mel layout does not match model '{info.id}'; "
                          f"decode with the model that made it (--model)")
+
+
+def use_model_tables(f: LdmzFile, model: LoadedModel) -> None:
+    """Attach ``model``'s entropy tables to an entropy-coded file (ModelError if it has none)."""
+    from ldmz.codec.models import ModelError
+
+    if model.tables is None:
+        raise ModelError(f"{f.name}: entropy-coded, but model '{model.info.id}' has no entropy "
+                         f"tables; decode with the model that made it (--model)")
+    f.use_tables(model.tables)
 
 
 def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
@@ -226,6 +279,8 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     h = f.header
     model = load_model(params.model or h.model.id, params.device, params.offline or None)
     _check_model(f, model)
+    if f.entropy_coded:
+        use_model_tables(f, model)
     name = vocoder or params.vocoder or h.vocoder or model.vocoder
     voc = load_vocoder(name, model, model.device, params.griffinlim_iters, params.precision)
     sr_out = int(params.sr or h.source.sample_rate)

@@ -17,8 +17,12 @@ class EncodeParams:
     """How audio becomes a `.ldmz` file."""
 
     model: str = "ldmz-small"
-    bits: int = 2
+    bits: int = 2  # affine coding: bits of the widest latent channel
     chunk_seconds: float = 10.0
+    # "auto": entropy-coded ("rans") when the model folder has entropy tables, else "affine"
+    coding: str = "auto"
+    quality: int = -1  # rans: quality level of the model's tables; -1 = the tables' default
+    kbps: float = 0.0  # rans: pick the highest quality whose file fits this rate (0 = off)
     vocoder: str = ""  # the default vocoder recorded in the file; "" = the model's own
     device: str = "auto"
     offline: bool = False

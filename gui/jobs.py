@@ -180,8 +180,7 @@ def retag(f: LdmzFile, tags: Mapping[str, str]) -> LdmzFile:
     merged.update(clean_tags(tags))
     if merged == f.header.tags:
         return f
-    header = replace(f.header, tags=merged)
-    return LdmzFile.from_latents(header, [f.chunk_codes(i) for i in range(len(f.header.chunks))])
+    return f.with_tags(merged)
 
 
 def bitrate_kbps(size: int, duration: float) -> float | None:

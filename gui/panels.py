@@ -61,7 +61,8 @@ class InfoPanel(QWidget):
         """Show a header."""
         h = f.header
         q = h.quantizer
-        bits = "float16" if q.mode == "float16" else (
+        bits = f"rans, quality {q.quality}" if q.mode == "rans" else "float16" \
+            if q.mode == "float16" else (
             str(q.bits[0]) if len(set(q.bits)) == 1 else
             f"{'/'.join(map(str, q.bits))} (mean {sum(q.bits) / len(q.bits):.2f})")
         kbps = bitrate_kbps(size, h.duration)

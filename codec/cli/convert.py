@@ -35,6 +35,17 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _quality(text: str) -> int:
+    """A quality level: an integer >= 0 (the model's tables bound it at encode time)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
 def _vocoder(text: str) -> str:
     """A built-in vocoder name, an installed plug-in's, or "" (the default)."""
     from ldmz.codec.vocoders import VocoderError, check_vocoder  # no torch import
@@ -80,8 +91,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(pe, "audio")
     pe.add_argument("--model", default=e["model"], metavar="NAME",
                     help="model name or folder (default: %(default)s)")
-    pe.add_argument("--bits", type=int, default=e["bits"], choices=range(1, 9), metavar="N",
-                    help="bits of the widest latent channel, 1..8 (default: %(default)s)")
+    rate = pe.add_mutually_exclusive_group()
+    rate.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="N",
+                      help=f"affine coding (format 1) with N bits on the widest latent channel, "
+                           f"1..8 (the default before entropy coding was {e['bits']})")
+    rate.add_argument("--quality", type=_quality, default=None, metavar="Q",
+                      help="entropy coding (format 2) at quality Q of the model's tables, "
+                           "0 = smallest (default: the tables' default)")
+    rate.add_argument("--kbps", type=_positive(float), default=None, metavar="K",
+                      help="entropy coding at the highest quality whose file stays within K "
+                           "kbps, header included")
     pe.add_argument("--chunk-seconds", type=_positive(float), default=e["chunk_seconds"],
                     metavar="SECONDS", help="seconds per chunk, the unit of seeking and of "
                                             "damage (default: %(default)g)")
@@ -277,8 +296,14 @@ def done_line(src: Path, dst: Path | None, seconds: float, size: int, kbps: floa
 
 def encode_params(args: argparse.Namespace) -> EncodeParams:
     """The EncodeParams that parsed `ldmz encode` arguments ask for."""
-    return EncodeParams(model=args.model, bits=args.bits, chunk_seconds=args.chunk_seconds,
-                        vocoder=args.vocoder, device=args.device, offline=args.offline)
+    e = EncodeParams()
+    coding = "affine" if args.bits is not None else (
+        "rans" if args.quality is not None or args.kbps is not None else e.coding)
+    return EncodeParams(model=args.model, bits=args.bits or e.bits,
+                        chunk_seconds=args.chunk_seconds, coding=coding,
+                        quality=e.quality if args.quality is None else args.quality,
+                        kbps=args.kbps or 0.0, vocoder=args.vocoder, device=args.device,
+                        offline=args.offline)
 
 
 def decode_params(args: argparse.Namespace) -> DecodeParams:

@@ -41,7 +41,11 @@ def summary(f: LdmzFile, file_size: int) -> dict:
         "channels": h.source.channels,
         "sample_rate": h.source.sample_rate,
         "model": h.model.id,
+        "coding": {"affine": "affine+zstd", "float16": "float16+zstd"}.get(q.mode, "rans"),
         "bits": "float16" if q.mode == "float16" else list(q.bits),
+        **({"quality": q.quality, "tables_sha256": q.tables_sha256} if q.mode == "rans" else {}),
+        "bits_per_value": [round(b, 4) for b in f.chunk_bits_per_value()],
+        "header_bytes": file_size - h.data_size,
         "bitrate_kbps": round(file_size * 8 / dur / 1000, 3) if dur > 0 else None,
         "compression_ratio": round(pcm_bits / (file_size * 8), 2) if file_size else None,
         "chunks": len(h.chunks),
@@ -58,13 +62,17 @@ def _text(s: dict) -> str:
     lat = h["latent"]
     bits = s["bits"] if isinstance(s["bits"], str) else (
         f"{s['bits'][0]}" if len(set(s["bits"])) == 1 else "/".join(map(str, s["bits"])))
+    coding = s["coding"] + (f", quality {s['quality']}, tables {s['tables_sha256']}"
+                            if "quality" in s else f", {bits} bits")
+    bpv = s["bits_per_value"]
+    per = " ".join(f"{b:.2f}" for b in bpv[:12]) + (" ..." if len(bpv) > 12 else "")
     tags = ", ".join(f"{k}={v!r}" for k, v in h["tags"].items()) or "-"
     kbps = "-" if s["bitrate_kbps"] is None else f"{s['bitrate_kbps']:.2f} kbps"
     ratio = "-" if s["compression_ratio"] is None else f"{s['compression_ratio']:.1f}:1"
     lines = [
         f"{s['file']}",
         f"  duration     {s['duration_s']:.3f} s, {s['channels']} ch @ {s['sample_rate']} Hz",
-        f"  model        {h['model']['id']} {h['model']['revision']}".rstrip(),
+        f"  model        {h['model']['id']} {h['model']['revision'] or ''}".rstrip(),
         *([f"  decoder      fine-tuned, weights {h['model']['decoder_sha256'][:12]}"]
           if h["model"].get("decoder_sha256") else []),
         f"  mel          {mel['n_mels']} mels @ {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, "
@@ -73,7 +81,8 @@ def _text(s: dict) -> str:
         f"(ch x frames x freq)",
         f"  chunks       {plural(s['chunks'], 'chunk')} of "
         f"{plural(lat['frames_per_chunk'], 'frame')} (+{lat['overlap']} overlap)",
-        f"  bits         {bits}",
+        f"  coding       {coding}",
+        f"  bits/value   {per or '-'} (per chunk; header {s['header_bytes']} bytes)",
         f"  bitrate      {kbps}  (compression {ratio} vs 16-bit PCM)",
         f"  vocoder      {h['vocoder'] or '-'}",
         f"  tags         {tags}",

@@ -20,7 +20,7 @@ from ldmz.codec.models.autoencoder import (
     LatentGeometry,
     PatchVAEAdapter,
 )
-from ldmz.formats import MelParams, ModelInfo
+from ldmz.formats import EntropyTables, MelParams, ModelInfo
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
+TABLES_FILE = "entropy/tables.safetensors.zst"  # a model folder's entropy tables (optional)
 EMBEDDED_DIR = Path(__file__).parent  # embedded model folders live beside this module
 
 # AudioLDM / AudioLDM2 front-end: 16 kHz, 64 mels, n_fft 1024, hop 160 (see frontend.py).
@@ -81,6 +82,8 @@ class LoadedModel:
     folder: Path | None = None
     device: str = "cpu"
     hub: HubSource | None = None  # the own vocoder's source when ``folder`` has none
+    tables: EntropyTables | None = None  # entropy tables for rans coding (folder's TABLES_FILE)
+    default_quality: int = 0  # the tables' default quality (their metadata's "default")
 
     @property
     def geometry(self) -> LatentGeometry:
@@ -231,9 +234,23 @@ def _load_folder(folder: Path, device: str, name: str | None,
                          weights_sha256=str(base.get("weights_sha256", "")),
                          scaling_factor=float(base.get("scaling_factor", scale)),
                          decoder_sha256=info.weights_sha256)
+    tables, default_q = _tables(folder)
     return LoadedModel(info=info, mel=mel, autoencoder=ae,
                        vocoder=meta.get("vocoder", spec.vocoder if spec else "hifigan"),
-                       folder=folder, device=device)
+                       folder=folder, device=device, tables=tables, default_quality=default_q)
+
+
+def _tables(folder: Path) -> tuple[EntropyTables | None, int]:
+    """The folder's entropy tables and their default quality, or (None, 0) if it has none."""
+    from ldmz.formats.entropy import load_tables, read_tables_meta
+
+    path = folder / TABLES_FILE
+    if not path.exists():
+        return None, 0
+    tables = load_tables(path)
+    default = read_tables_meta(path).get("default", "0")
+    q = int(default) if default.isdigit() else 0
+    return tables, min(q, tables.qualities - 1)
 
 
 def _load_hub(spec: ModelSpec, device: str, offline: bool) -> LoadedModel:
