@@ -12,6 +12,7 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ def _coder() -> tuple[type, type]:
     return constriction.stream.model.Categorical, constriction.stream.stack.AnsCoder
 
 
+@lru_cache(maxsize=16)
 def coding_order(shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Symbol order of a chunk (A, C, T, F): flat C-order indices, and wavefront bounds.
 
@@ -104,6 +106,7 @@ def coding_order(shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarr
     w = ti + ci + fi
     order = np.lexsort((ci, ti, ai, w))
     bounds = np.searchsorted(w[order], np.arange(max(n + c + f - 1, 0) + 1))
+    order.flags.writeable = bounds.flags.writeable = False  # shared through the cache
     return order, bounds
 
 
@@ -113,9 +116,9 @@ def contexts(padded: np.ndarray, idx: tuple[np.ndarray, ...]) -> np.ndarray:
     ``padded`` is the (A, C+1, T+1, F+1) code array with a zero border before each axis.
     """
     a, c, t, f = idx
-    xt = np.clip(padded[a, c + 1, t, f + 1], -CTX_T, CTX_T) + CTX_T
-    xf = np.clip(padded[a, c + 1, t + 1, f], -CTX_F, CTX_F) + CTX_F
-    xc = np.clip(padded[a, c, t + 1, f + 1], -CTX_C, CTX_C) + CTX_C
+    xt = np.minimum(np.maximum(padded[a, c + 1, t, f + 1], -CTX_T), CTX_T) + CTX_T
+    xf = np.minimum(np.maximum(padded[a, c + 1, t + 1, f], -CTX_F), CTX_F) + CTX_F
+    xc = np.minimum(np.maximum(padded[a, c, t + 1, f + 1], -CTX_C), CTX_C) + CTX_C
     return (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
 
 
@@ -146,12 +149,23 @@ def encode_codes(codes: np.ndarray, t: EntropyTables, q: int) -> bytes:
         raise ValueError(f"codes must lie in -{r}..{r} at quality {q}")
     enc = AnsCoder()
     if codes.size:
-        order, _ = coding_order(codes.shape)
+        order, _ = coding_order(tuple(codes.shape))
         idx = np.unravel_index(order, codes.shape)
         rows = t.weights(q)[idx[1], idx[3], contexts(_pad(codes), idx)]
         syms = np.ascontiguousarray(codes.reshape(-1)[order] + r, dtype=np.int32)
         enc.encode_reverse(syms, Categorical(perfect=False), rows)  # a stack: decoded forwards
     return np.asarray(enc.get_compressed(), "<u4").tobytes()
+
+
+@lru_cache(maxsize=16)
+def _plan(shape: tuple[int, int, int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per wavefront: flat indices into the padded code array, and table-row bases (c*F + f)*X."""
+    a, c, n, f = shape
+    order, bounds = coding_order(shape)
+    ai, ci, ti, fi = np.unravel_index(order, shape)
+    pos = ((ai * (c + 1) + ci + 1) * (n + 1) + ti + 1) * (f + 1) + fi + 1
+    base = (ci * f + fi) * CONTEXTS
+    return [(pos[lo:hi], base[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def decode_codes(blob: bytes, shape: tuple[int, int, int, int], t: EntropyTables, q: int,
@@ -160,24 +174,27 @@ def decode_codes(blob: bytes, shape: tuple[int, int, int, int], t: EntropyTables
     Categorical, AnsCoder = _coder()
     if len(blob) % 4:
         raise FormatError(name, f"chunk {i} is not a whole number of 32-bit words")
+    a, c, n, f = shape
     r = t.radius(q)
-    padded = np.zeros((shape[0], shape[1] + 1, shape[2] + 1, shape[3] + 1), np.int32)
-    order, bounds = coding_order(shape)
-    idx = np.unravel_index(order, shape)
-    w = t.weights(q)
+    padded = np.zeros((a, c + 1, n + 1, f + 1), np.int32)
+    flat = padded.reshape(-1)
+    dt, df, dc = f + 1, 1, (n + 1) * (f + 1)  # flat offsets of the three context neighbours
+    w = t.weights(q).reshape(-1, 2 * r + 1)
     model = Categorical(perfect=False)
     try:
         dec = AnsCoder(np.frombuffer(blob, "<u4").astype(np.uint32))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            a, c, tt, f = (x[lo:hi] for x in idx)
-            rows = w[c, f, contexts(padded, (a, c, tt, f))]
-            padded[a, c + 1, tt + 1, f + 1] = dec.decode(model, rows) - r
+        for pos, base in _plan(tuple(shape)):
+            xt = np.minimum(np.maximum(flat[pos - dt], -CTX_T), CTX_T) + CTX_T
+            xf = np.minimum(np.maximum(flat[pos - df], -CTX_F), CTX_F) + CTX_F
+            xc = np.minimum(np.maximum(flat[pos - dc], -CTX_C), CTX_C) + CTX_C
+            ctx = (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
+            flat[pos] = dec.decode(model, w[base + ctx]) - r
         ok = dec.is_empty()
     except Exception as e:  # constriction raises its own errors on words it cannot take
         raise FormatError(name, f"chunk {i} entropy-coded data is invalid ({e})") from e
     if not ok:
         raise FormatError(name, f"chunk {i} entropy-coded data does not decode to exactly its "
-                                f"{int(np.prod(shape))} values (the file is damaged)")
+                                f"{a * c * n * f} values (the file is damaged)")
     return np.ascontiguousarray(padded[:, 1:, 1:, 1:])
 
 
