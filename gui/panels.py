@@ -195,7 +195,7 @@ class CodecPanel(QWidget):
         dev = self.device.currentText()
         return (replace(enc, model=self.model.currentText().strip() or EncodeParams().model,
                         bits=self.bits.value(), chunk_seconds=self.chunk.value(), vocoder=voc,
-                        device=dev),
+                        device=dev, coding="affine"),  # the panel sets bits (no quality yet)
                 replace(dec, vocoder=voc, griffinlim_iters=self.gl_iters.value(), device=dev))
 
     def _browse(self) -> None:

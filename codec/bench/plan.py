@@ -44,6 +44,8 @@ class BenchParams:
     max_seconds: float = 0.0  # cut clips to this length; 0 = whole clips
     threads: int = 0  # torch threads per process; 0 = 1 (robust on a shared machine)
     mono: bool = True  # mix clips to mono (channels are coded independently; halves the time)
+    qualities: tuple[int, ...] = ()  # entropy-coded (format 2) rows, for models with tables
+    groups: tuple[str, ...] = ()  # keep only rows of these groups (() = all)
 
     def effective(self) -> BenchParams:
         """``quick``: one clip per category, at most 3 s, bits 2/4/8, Opus 6/16, MP3 8."""
@@ -154,6 +156,9 @@ def _model_rows(name: str, model, p: BenchParams, first: bool,  # noqa: ANN001
         rows.append(Row("vocoder", f"{t} · {v} · {b} bit", "ldmz", name, v, b))
     rows += [Row("bits", f"{t} · {voc} · {n} bit", "ldmz", name, voc, n)
              for n in p.bits if n != b]
+    if model.tables is not None:
+        rows += [Row("quality", f"{t} · {voc} · quality {q}", "ldmz", name, voc, 0, f"q{q}")
+                 for q in p.qualities if 0 <= q < model.tables.qualities]
     if first:
         rows += [Row("normalization", f"{t} · {voc} · {b} bit · {n} normalization",
                      "normalization", name, voc, b, n) for n in p.normalizations]
@@ -199,6 +204,8 @@ def plan(corpus: str | os.PathLike, params: BenchParams = BenchParams()) -> Plan
     models = load_models(p.models or tuple(available_models()), skipped)
     ctx = make_context(p, models)
     rows = plan_rows(p, models, skipped)
+    if p.groups:
+        rows = [r for r in rows if r.group in p.groups]
     default = next((r.label for r in rows if r.group == "default"), "")
     opus = next((r.label for r in rows if r.kind == "opus"), "")
     return Plan(p, clips, rows, skipped, ctx, default, opus)

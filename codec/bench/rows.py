@@ -27,7 +27,7 @@ MelFn = Callable[[np.ndarray], np.ndarray]
 class Row:
     """One configuration of the matrix; ``label`` is unique and names it in the outputs."""
 
-    group: str  # default | vocoder | bits | normalization | postfilter | ceiling | classic
+    group: str  # default|vocoder|bits|quality|normalization|postfilter|ceiling|classic
     label: str
     kind: str  # ldmz | normalization | postfilter | ceiling | opus | mp3
     model: str = ""
@@ -74,12 +74,20 @@ def _kbps(n_bytes: int, seconds: float) -> float:
 # --- the codec as users run it ------------------------------------------------------------
 
 
+def encode_params(row: Row) -> EncodeParams:
+    """A bits row codes affine (format 1) at its depth; a quality row entropy-codes (format 2)."""
+    if row.option.startswith("q") and row.option[1:].isdigit():
+        return EncodeParams(model=row.model, coding="rans", quality=int(row.option[1:]),
+                            offline=True)
+    return EncodeParams(model=row.model, bits=row.bits, coding="affine", offline=True)
+
+
 def run_ldmz(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
     """``api.encode`` -> file bytes -> ``api.decode`` with the row's vocoder."""
     from ldmz.codec.api import decode, encode
 
     t0 = time.perf_counter()
-    data = encode(audio, sr, EncodeParams(model=row.model, bits=row.bits, offline=True)).to_bytes()
+    data = encode(audio, sr, encode_params(row)).to_bytes()
     t1 = time.perf_counter()
     y, ysr = decode(LdmzFile.from_bytes(data), DecodeParams(
         vocoder=row.vocoder, griffinlim_iters=ctx.griffinlim_iters, precision=ctx.precision,
@@ -172,8 +180,7 @@ def run_variant(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
         f, gains, undos = _encode_normalized(row, audio, sr, model)
         data = f.to_bytes()
     else:
-        data = encode(audio, sr, EncodeParams(model=row.model, bits=row.bits, offline=True)
-                      ).to_bytes()
+        data = encode(audio, sr, encode_params(row)).to_bytes()
         gains, undos = None, [lambda y: postfilter(row.option, y)] * audio.shape[0]
     t1 = time.perf_counter()
     f = LdmzFile.from_bytes(data)

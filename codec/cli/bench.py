@@ -31,6 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also compute ViSQOL (slow; off by default, as in `ldmz eval`)")
     p.add_argument("--bits", nargs="+", type=int, default=list(d.bits), metavar="N",
                    help="bit depths to run (default: %(default)s)")
+    p.add_argument("--quality", nargs="*", type=int, default=[], metavar="Q",
+                   help="entropy-coded rows at these qualities (models with entropy tables)")
+    p.add_argument("--groups", nargs="*", default=[], metavar="GROUP",
+                   help="run only these row groups: default vocoder bits quality normalization "
+                        "postfilter ceiling classic (default: all)")
     p.add_argument("--opus", nargs="+", type=float, default=list(d.opus_kbps), metavar="KBPS",
                    help="Opus bitrates to compare (default: %(default)s)")
     p.add_argument("--mp3", nargs="+", type=float, default=list(d.mp3_kbps), metavar="KBPS",
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         postfilter=args.postfilter, precision=args.precision,
         griffinlim_iters=args.griffinlim_iters, visqol=args.visqol, quick=args.quick,
         max_seconds=args.max_seconds, mono=not args.keep_channels, threads=args.threads,
-        metrics=tuple(args.metrics))
+        metrics=tuple(args.metrics), qualities=tuple(args.quality), groups=tuple(args.groups))
     pl = plan(args.corpus, params)
     with tqdm(total=pl.jobs, unit="run", dynamic_ncols=True) as bar:
         def step(desc: str) -> None:

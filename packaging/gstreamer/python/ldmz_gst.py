@@ -709,6 +709,7 @@ class LdmzEnc(Gst.Element):
             if audio.shape[1] == 0:
                 raise ValueError("no audio reached the end of the stream")
             params = EncodeParams(model=self.model, bits=self.bits or EncodeParams().bits,
+                                  coding="affine" if self.bits else "auto",  # as ldmz encode
                                   vocoder=self.vocoder, chunk_seconds=self.chunk_seconds,
                                   device=self.device)
             data = api.encode(audio, self._rate, params, tags=self._tags or None).to_bytes()
