@@ -91,3 +91,20 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.load(str(p))
     assert replace(TrainConfig(), steps=3).steps == 3
+
+
+def test_rate_distortion_mode_lowers_the_rate(manifest: Path, tmp_path: Path) -> None:
+    """rd_lambda > 0: straight-through rounding on the codec's grid, the rate model's bits in
+    the loss and the log, its state in the checkpoint; a large lambda makes latents cheaper."""
+    import torch
+
+    from ldmz.codec.train.trainer import train
+
+    out = train(_cfg(manifest, tmp_path / "rd", steps=40, rd_lambda=2.0, rd_step_min=0.5,
+                     rd_step_max=1.0), log=lambda s: None)
+    recs = _log(out)
+    assert all("bits_per_value" in r for r in recs)
+    assert recs[-1]["bits_per_value"] < recs[0]["bits_per_value"]
+    assert {"l1_step1.3", "bits_step0.6"} <= set(recs[-1])
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert set(state["rate"]) == {"mean", "log_scale", "alpha"}

@@ -47,6 +47,11 @@ class TrainConfig:
     time_budget_s: float = 0.0
     model: dict | None = None
     init_from: str = ""  # a model folder to start from instead of the PCA initialisation
+    # rate-distortion: loss = L1 + rd_lambda * bits per latent value (0 = off), with the
+    # quantizer step drawn log-uniformly from [rd_step_min, rd_step_max] per sample
+    rd_lambda: float = 0.0
+    rd_step_min: float = 0.25
+    rd_step_max: float = 2.4
 
     @classmethod
     def load(cls, path: str | None) -> TrainConfig:
@@ -64,6 +69,38 @@ def quant_noise(z: torch.Tensor, bits: torch.Tensor, detach: bool = False) -> to
     widest = (flat.amax(-1) - flat.amin(-1)).amax(-1)  # (B,)
     step = widest / (2.0 ** bits - 1)
     return z + (torch.rand_like(z) - 0.5) * step[:, None, None, None]
+
+
+class RateModel(torch.nn.Module):
+    """Differentiable bits of latents on a uniform grid of step ``step`` (centred on ``mean``).
+
+    Each (channel, bin) value is logistic around ``mean + alpha * (previous frame's quantized
+    value - mean)``: an AR(1) stand-in for the codec's previous-frame context tables. The rate
+    uses the noise proxy (value + uniform noise of one step), as in learned image compression.
+    """
+
+    def __init__(self, channels: int, bins: int) -> None:
+        super().__init__()
+        self.mean = torch.nn.Parameter(torch.zeros(channels, bins))
+        self.log_scale = torch.nn.Parameter(torch.zeros(channels, bins))
+        self.alpha = torch.nn.Parameter(torch.full((channels, bins), 0.5))
+
+    def quantize(self, z: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Straight-through rounding of ``z`` (B, C, T, F) to the grid ``mean + step * k``."""
+        m = self.mean.detach()[None, :, None]
+        q = torch.round((z - m) / step) * step + m
+        return z + (q - z).detach()
+
+    def bits(self, z: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Mean bits per value of ``z`` (B, C, T, F); ``step`` (B, 1, 1, 1)."""
+        m = self.mean[None, :, None]
+        zq = self.quantize(z, step).detach()
+        prev = torch.cat([m.expand_as(zq[:, :, :1]), zq[:, :, :-1]], dim=2)
+        mu = m + self.alpha[None, :, None] * (prev - m)
+        y = z + (torch.rand_like(z) - 0.5) * step
+        s = self.log_scale.exp()[None, :, None]
+        p = torch.sigmoid((y - mu + step / 2) / s) - torch.sigmoid((y - mu - step / 2) / s)
+        return -torch.log2(p.clamp(min=1e-9)).mean()
 
 
 def _lr(cfg: TrainConfig, step: int, progress: float | None = None) -> float:
@@ -114,6 +151,23 @@ def evaluate(model, val: torch.Tensor,  # noqa: ANN001 - a PatchVAE or a LoadedM
     return out
 
 
+RD_VAL_STEPS = (1.3, 0.6)
+
+
+def evaluate_rd(model, rate: RateModel, val: torch.Tensor,  # noqa: ANN001 - a PatchVAE
+                steps: tuple[float, ...] = RD_VAL_STEPS) -> dict:
+    """Validation L1 on the uniform grid of each step, and the rate model's bits per value."""
+    out = {}
+    with torch.inference_mode():
+        z = model.encode(val).float()
+        for s in steps:
+            st = torch.full((len(z), 1, 1, 1), s, device=z.device)
+            y = model.decode(rate.quantize(z, st)).float()
+            out[f"l1_step{s}"] = float((y - val).abs().mean())
+            out[f"bits_step{s}"] = float(rate.bits(z, st))
+    return out
+
+
 def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like callable
     """Run (or resume) training; returns the run folder holding checkpoints, log and plot."""
     torch.manual_seed(cfg.seed)
@@ -129,12 +183,19 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
     val = crop_batch(val_data, 64, 256, 0.0, LOG_FLOOR, np.random.default_rng(1234)).to(device)
     model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    rate = RateModel(model.config.latent_channels, model.config.n_mels // model.config.patch)
+    rate = rate.to(device)
+    groups = [{"params": list(model.parameters())}]
+    if cfg.rd_lambda:  # the rate model is tiny and starts untrained: it learns 30x faster
+        groups.append({"params": list(rate.parameters()), "lr_scale": 30.0, "weight_decay": 0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
     ckpt = out / "last.pt"
     step = 0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
+        if "rate" in state:
+            rate.load_state_dict(state["rate"])
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -145,7 +206,10 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         model.load_state_dict(load_file(str(Path(cfg.init_from) /
                                             "diffusion_pytorch_model.safetensors")))
         log(f"initialised from {cfg.init_from}")
-        log(json.dumps({"step": 0, **evaluate(model, val)}))
+        with torch.no_grad():
+            rate.mean.copy_(model.encode(val).float().mean(dim=(0, 2)))
+        log(json.dumps({"step": 0, **evaluate(model, val),
+                        **(evaluate_rd(model, rate, val) if cfg.rd_lambda else {})}))
     else:
         ev = pca_init(model, train_data)
         log(f"PCA init: explained variance of kept channels "
@@ -153,7 +217,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         log(json.dumps({"step": 0, **evaluate(model, val)}))
     rng = np.random.default_rng([cfg.seed, step])
     logf = open(out / "train.log", "a")  # noqa: SIM115 - kept open for the run
-    t0, acc = time.time(), []
+    t0, acc, acc_bits = time.time(), [], []
     start = time.time()
     while step < cfg.steps:
         progress = None
@@ -162,18 +226,29 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
             if progress >= 1:
                 break
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step, progress)
+            g["lr"] = _lr(cfg, step, progress) * g.get("lr_scale", 1.0)
         x = crop_batch(train_data, cfg.batch, cfg.frames, cfg.gain_aug_db, LOG_FLOOR,
                        rng).to(device, non_blocking=True)
         bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
         bits = bits.float().to(device)
+        bpv = None
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
             z = model.encode(x)
-            zn = quant_noise(z.float(), bits, cfg.detach_step)
+            if cfg.rd_lambda:  # the codec's uniform grid, rounded straight-through
+                lo, hi = math.log(cfg.rd_step_min), math.log(cfg.rd_step_max)
+                qstep = torch.from_numpy(np.exp(rng.uniform(lo, hi, (cfg.batch, 1, 1, 1))))
+                qstep = qstep.float().to(device)
+                zn = rate.quantize(z.float(), qstep)
+                bpv = rate.bits(z.float(), qstep)
+            else:
+                zn = quant_noise(z.float(), bits, cfg.detach_step)
             keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction).to(device)
             zn = torch.where(keep[:, None, None, None], z.float(), zn)
             y = model.decode(zn)
         loss = (y.float() - x).abs().mean()
+        if bpv is not None:
+            loss = loss + cfg.rd_lambda * bpv
+            acc_bits.append(bpv.detach())
         if cfg.rate_weight:
             loss = loss + cfg.rate_weight * z.float().abs().mean()
         if cfg.scale_weight:  # the loss ignores the latents' scale; pin their RMS near 1
@@ -190,10 +265,14 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
             rec = {"step": step, "loss": float(torch.stack(acc).mean()),
                    "lr": _lr(cfg, step, progress),
                    "s_per_step": (time.time() - t0) / len(acc)}
-            acc, t0 = [], time.time()
+            if acc_bits:
+                rec["bits_per_value"] = float(torch.stack(acc_bits).mean())
+            acc, acc_bits, t0 = [], [], time.time()
             if step % cfg.val_every == 0 or final:
                 model.eval()
                 rec.update(evaluate(model, val))
+                if cfg.rd_lambda:
+                    rec.update(evaluate_rd(model, rate, val))
                 model.train()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
@@ -201,7 +280,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
         if step % cfg.ckpt_every == 0 or final:
             tmp = out / "last.pt.tmp"
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "torch_rng": torch.get_rng_state()}, tmp)
+                        "rate": rate.state_dict(), "torch_rng": torch.get_rng_state()}, tmp)
             tmp.replace(ckpt)
             export(model, out / "model", revision=f"step-{step}")
             plot_log(out / "train.log", out / "loss.png")
