@@ -214,11 +214,7 @@ class LdmzFile:
         (:meth:`use_tables`); without them only their checksums are checked.
         """
         for i in range(len(self.header.chunks)):
-            raw = self._raw_chunk(i)
-            if not self.entropy_coded:
-                chunk_values(self.header, i, raw, self.name)
-            elif self.tables is not None:
-                self._codes(i, raw)
+            self.check_chunk(i)
 
     def _codes(self, i: int, blob: bytes) -> np.ndarray:
         if self.tables is None:
@@ -226,6 +222,14 @@ class LdmzFile:
                                          f"its entropy tables are needed to read the latents")
         return decode_codes(blob, self.header.chunk_shape(i), self.tables,
                             self.header.quantizer.quality, self.name, i)
+
+    def check_chunk(self, i: int) -> None:
+        """Verify chunk ``i`` as :meth:`verify` does; FormatError if it is damaged."""
+        raw = self._raw_chunk(i)
+        if not self.entropy_coded:
+            chunk_values(self.header, i, raw, self.name)
+        elif self.tables is not None:
+            self._codes(i, raw)
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Dequantized float32 latents of chunk ``i``: (audio_ch, latent_ch, frames, freq)."""

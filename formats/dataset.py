@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ldmz.formats.container import LdmzFile
+from ldmz.formats.entropy import EntropyTables
 from ldmz.formats.errors import LdmzError
 
 MANIFEST = "manifest.parquet"
@@ -84,14 +85,18 @@ def read_frames(f: LdmzFile, start: int, n: int, channel: int = 0) -> np.ndarray
 
 
 def read_item(item: Item | str | os.PathLike, crop: int | None = None,
-              rng: np.random.Generator | None = None, channel: int | None = None) -> np.ndarray:
+              rng: np.random.Generator | None = None, channel: int | None = None,
+              tables: EntropyTables | None = None) -> np.ndarray:
     """Latents of one file, one audio channel: float32 (latent_ch, frames, freq).
 
     ``crop`` takes N frames at a random start (the whole file if None); ``channel`` None picks
-    an audio channel at random. A file shorter than ``crop`` raises ValueError.
+    an audio channel at random. A file shorter than ``crop`` raises ValueError. Entropy-coded
+    (format 2) files need the model folder's ``tables`` (``load_tables``).
     """
     path = item.path if isinstance(item, Item) else os.fspath(item)
     f = LdmzFile.load(path, lazy=True)
+    if tables is not None:
+        f.use_tables(tables)
     rng = rng if rng is not None else np.random.default_rng()
     h = f.header
     ch = int(rng.integers(h.source.channels)) if channel is None else channel
@@ -110,10 +115,11 @@ class LatentDataset:
     """
 
     def __init__(self, source: str | os.PathLike, crop: int | None = None,
-                 channel: int | None = None, seed: int | None = None) -> None:
+                 channel: int | None = None, seed: int | None = None,
+                 tables: EntropyTables | None = None) -> None:
         items = list_items(source)
         self.items = [it for it in items if crop is None or it.frames >= crop]
-        self.crop, self.channel = crop, channel
+        self.crop, self.channel, self.tables = crop, channel, tables
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -124,4 +130,4 @@ class LatentDataset:
 
     def read(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """Item ``i`` with the random numbers of ``rng``."""
-        return read_item(self.items[i], self.crop, rng, self.channel)
+        return read_item(self.items[i], self.crop, rng, self.channel, self.tables)

@@ -24,7 +24,7 @@ def encode_files(model, data: dict, every: int = 1,  # noqa: ANN001 - a LoadedMo
     """Latents (C, T, F) of every ``every``-th file of a mel cache, in pieces of ``max_frames``."""
     import torch
 
-    starts, mels, p = data["starts"], data["mels"], model.time_downsample
+    starts, mels, p = data["starts"], data["mels"], model.geometry.time_downsample
     out = []
     for i in range(0, len(starts) - 1, every):
         m = mels[starts[i]:starts[i + 1]].astype(np.float32)

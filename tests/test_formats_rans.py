@@ -274,3 +274,17 @@ def test_spec_reference_decoder_agrees() -> None:
         got = decode_chunk(g._blob(i), g.header.chunk_shape(i), big.freqs[0], big.radius(0))
         np.testing.assert_array_equal(got, g.chunk_codes(i))
     assert decode_chunk(g._blob(0)[:-4], g.header.chunk_shape(0), big.freqs[0], 5) is None
+
+
+def test_dataset_reader_takes_the_tables(tmp_path: Path) -> None:
+    from ldmz.formats.dataset import LatentDataset, read_item
+
+    t = _tables()
+    f = _file(3.0, tables=t)
+    f.save(tmp_path / "a.ldmz")
+    with pytest.raises(FormatError, match="entropy tables"):
+        read_item(tmp_path / "a.ldmz", channel=0)
+    got = read_item(tmp_path / "a.ldmz", channel=0, tables=t)
+    np.testing.assert_array_equal(got, f.latents()[0])
+    ds = LatentDataset(tmp_path, crop=16, seed=0, tables=t)
+    assert ds[0].shape == (8, 16, 20)

@@ -41,7 +41,7 @@ def damaged_chunks(f: LdmzFile) -> list[Damage]:
     out = []
     for i in range(len(f.header.chunks)):
         try:
-            f.chunk_codes(i)
+            f.check_chunk(i)
         except FormatError as e:
             why = re.sub(r"^chunk \d+ ", "", e.problem.split(" (")[0])
             out.append(Damage(i, *_span_s(f, i), why))
@@ -50,15 +50,16 @@ def damaged_chunks(f: LdmzFile) -> list[Damage]:
 
 def _fit_to_header(data: bytes, name: str) -> bytes | None:
     """Pad a truncated file (or cut trailing bytes) to the size its intact header declares."""
+    from ldmz.formats.compact import header_from_compact
     from ldmz.formats.container import PREAMBLE, _unpack_header
     from ldmz.formats.parse import header_from_dict
 
     if len(data) < PREAMBLE.size:
         return None
-    hlen = PREAMBLE.unpack_from(data)[4]
+    major, hlen = PREAMBLE.unpack_from(data)[1], PREAMBLE.unpack_from(data)[4]
+    parse = header_from_compact if major == 2 else header_from_dict
     try:
-        header = header_from_dict(_unpack_header(data[PREAMBLE.size:PREAMBLE.size + hlen]),
-                                  name)
+        header = parse(_unpack_header(data[PREAMBLE.size:PREAMBLE.size + hlen]), name)
     except (ValueError, TypeError):
         return None
     need = PREAMBLE.size + hlen + header.data_size
@@ -105,6 +106,10 @@ class Salvaged:
         self.file, self.header, self.name = f, f.header, f.name
         self.damage = damage
         self._bad = {d.chunk for d in damage}
+
+    def __getattr__(self, name: str) -> object:
+        """Everything else (entropy_coded, tables, use_tables, ...) is the file's."""
+        return getattr(self.file, name)
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Chunk ``i``'s latents, or zeros where it is damaged."""
