@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS = tuple(float(v) for v in np.geomspace(2.8, 0.3, 12).round(4))  # quality 0 = coarsest
+STEPS = tuple(float(v) for v in np.geomspace(2.8, 0.3, 8).round(4))  # quality 0 = coarsest
 
 
 def encode_files(model, data: dict, every: int = 1,  # noqa: ANN001 - a LoadedModel
