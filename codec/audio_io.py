@@ -78,19 +78,39 @@ def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray],
 
 
 def read_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
-    """The source's tags (FLAC/Vorbis comments, ID3, WAV INFO) among TAG_KEYS; {} if none."""
+    """The source's tags among TAG_KEYS: FLAC/Vorbis/Opus comments, ID3 and WAV INFO through
+    libsndfile, MP4 atoms (.m4a) through mutagen; {} if none or unreadable."""
     import soundfile as sf
 
+    found: dict[str, str] = {}
     try:
         with sf.SoundFile(src) as f:
             found = f.copy_metadata()
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
-        return {}
+        found = _mutagen_tags(src)
     finally:
         if hasattr(src, "seek"):
             src.seek(0)
     return {k: str(found[k]).replace("\0", " ")[:4096] for k in TAG_KEYS
             if str(found.get(k, "")).strip()}
+
+
+def _mutagen_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
+    """Tags of formats libsndfile cannot open (MP4/M4A), via mutagen's easy interface."""
+    try:
+        import mutagen
+    except ImportError:
+        return {}
+    try:
+        if hasattr(src, "seek"):
+            src.seek(0)
+        f = mutagen.File(src, easy=True)
+    except Exception:  # noqa: BLE001 - mutagen raises many types on odd files: no tags then
+        return {}
+    if f is None or not f.tags:
+        return {}
+    return {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in f.tags.items() if k in TAG_KEYS}
 
 
 def read_audio_bytes(data: bytes, name: str = "-") -> tuple[np.ndarray, int]:

@@ -220,7 +220,7 @@ def test_id3_tags_are_carried(tmp_path: Path) -> None:
     assert read_tags(mp3) == {"title": "Id3", "artist": "A"}
     if shutil.which("ffmpeg"):  # ID3v2.4 and Vorbis comments as ffmpeg writes them
         wav = _wav(tmp_path / "s.wav", seconds=1.0)
-        for ext in ("mp3", "opus", "ogg"):
+        for ext in ("mp3", "opus", "ogg", "m4a"):
             out = tmp_path / f"f.{ext}"
             subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-metadata", "title=T",
                             "-metadata", "artist=Ä", "-metadata", "track=4", str(out)],
