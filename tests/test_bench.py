@@ -88,8 +88,9 @@ def test_table_rows_and_columns(bench_out: Path) -> None:
     assert float(rows["tiny · universal · 2 bit"]["kbps"]) < float(
         rows["tiny · universal · 8 bit"]["kbps"])
     assert rows["ceiling: universal HiFi-GAN ← exact 80-mel 22.05 kHz"]["kbps"] == "–"
-    assert "tiny · hifigan: tiny has no HiFi-GAN of its own" in (bench_out / "results.md"
-                                                                 ).read_text(encoding="utf-8")
+    md = (bench_out / "results.md").read_text(encoding="utf-8")
+    assert "tiny · hifigan: tiny has no HiFi-GAN of its own" in md
+    assert "(1 clip)" in md and "1 clips" not in md  # one clip per category, said right
 
 
 def test_csvs(bench_out: Path) -> None:

@@ -68,11 +68,15 @@ def category_tables(res: BenchResult) -> list[str]:
     for cat in [*dict.fromkeys(c.category for c in res.plan.clips), "all"]:
         rows = [a for a in res.aggregates if a["category"] == cat]
         n = len([c for c in res.plan.clips if cat in ("all", c.category)])
-        lines += ["", f"### {cat} ({n} clips)", ""]
+        lines += ["", f"### {cat} ({_n(n, 'clip')})", ""]
         lines += _table(["row", "kbps", *[TITLES[k] for k in names]],
                         [[a["row"], _fmt(a["kbps"], 2), *[_fmt(a.get(k)) for k in names]]
                          for a in rows])
     return lines
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def write_markdown(res: BenchResult, path: Path) -> None:
@@ -81,14 +85,14 @@ def write_markdown(res: BenchResult, path: Path) -> None:
     cats = {}
     for c in res.plan.clips:
         cats.setdefault(c.category, []).append(c.seconds)
-    corpus = ", ".join(f"{k} {len(v)} clips ({sum(v):.0f} s)" for k, v in cats.items())
+    corpus = ", ".join(f"{k} {_n(len(v), 'clip')} ({sum(v):.0f} s)" for k, v in cats.items())
     errors = [r for r in res.records if r["error"]]
     lines = [
         "# ldmz bench", "",
         f"{m['date']} on {m['cpu']} ({m['platform']}; Python {m['python']}; torch "
         f"{m['torch']}; {m.get('workers', '0')} worker process(es) running the jobs).",
         f"Corpus: {corpus}{' (quick subset)' if p.quick else ''}. "
-        f"Wall time {res.runtime_s / 60:.1f} min for {res.plan.jobs} runs.", "",
+        f"Wall time {res.runtime_s / 60:.1f} min for {_n(res.plan.jobs, 'run')}.", "",
         "## Summary", "",
         *summary_table(res), "",
         "How to read it:",
