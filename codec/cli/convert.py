@@ -338,6 +338,9 @@ def run_encode(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in TAG_OPTIONS if getattr(args, k)}
 
     def convert(src: Path, dst: Path | None) -> None:
+        from ldmz.codec.models import load_model
+
+        load_model(params.model, params.device, params.offline or None)  # cached: not timed
         progress, close = _bar(args, src.name)
         t0 = time.perf_counter()
         try:
@@ -412,7 +415,9 @@ def run_decode(args: argparse.Namespace) -> int:
             f, damage = LdmzFile.load(where), []
         progress, close = _bar(args, src.name)
         try:
-            st = decode_stream(f, params, progress=progress)
+            t_load = time.perf_counter()
+            st = decode_stream(f, params, progress=progress)  # loads the model and vocoder
+            t0 += time.perf_counter() - t_load  # speed counts decoding, not loading
             mute = f.mute_spans(st.sample_rate) if damage else []
             tags = {k: v for k, v in f.header.tags.items() if k in TAG_KEYS}
             tags[WRITTEN_BY] = f"ldmz {__version__}"
