@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ldmz import __version__
-from ldmz.codec.audio_io import AudioError, check_audio, read_audio, read_channels, resample
+from ldmz.codec.audio_io import (
+    RESAMPLE_QUALITY,
+    AudioError,
+    check_audio,
+    read_audio,
+    read_channels,
+    resample,
+)
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
@@ -303,7 +310,8 @@ def _output(waves: Iterator[np.ndarray], gain: np.ndarray, sr_in: int, sr_out: i
     if sr_in != sr_out:
         import soxr
 
-        rs = soxr.ResampleStream(sr_in, sr_out, len(gain), dtype="float32", quality="HQ")
+        rs = soxr.ResampleStream(sr_in, sr_out, len(gain), dtype="float32",
+                                 quality=RESAMPLE_QUALITY)
     done, end = 0, [(np.zeros((0, len(gain)), np.float32), True)]
     for blk, last in itertools.chain(((w, False) for w in waves), end):
         y = np.ascontiguousarray(blk * gain, np.float32)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ldmz.codec.errors import AudioError
 
+RESAMPLE_QUALITY = "HQ"  # soxr's high quality, for every resampler (streaming ones too)
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 # every audio suffix read_audio takes (libsndfile, then librosa/audioread): the one list
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a")
@@ -180,13 +181,21 @@ def check_audio(audio: np.ndarray, source: str = "<audio>") -> np.ndarray:
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample along the last axis with soxr (high quality), via librosa."""
-    if sr_in == sr_out:
-        return audio
-    import librosa
+    """Resample (samples,) or (channels, samples) with one soxr HQ call for every channel.
 
-    return librosa.resample(audio, orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq",
-                            axis=-1).astype(np.float32, copy=False)
+    The result has ceil(samples * sr_out / sr_in) samples (as librosa's), float64 for float64
+    input and float32 otherwise.
+    """
+    x = np.asarray(audio)
+    if sr_in == sr_out or x.shape[-1] == 0:
+        return x
+    import soxr
+
+    x = x if x.dtype == np.float64 else x.astype(np.float32, copy=False)
+    y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality=RESAMPLE_QUALITY).T
+    n = -(-x.shape[-1] * sr_out // sr_in)
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, max(0, n - y.shape[-1]))]
+    return np.ascontiguousarray(np.pad(y, pad)[..., :n])
 
 
 def _check_target(path: Path, overwrite: bool, subtype: str | None) -> tuple[str, str]:

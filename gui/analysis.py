@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ldmz.codec.dsp.melscale import hz_to_mel, mel_filterbank, mel_to_hz
+
 MAX_FRAMES = 6000  # spectrogram columns at most; the hop grows for long files
 LOG_ROWS = 384  # rows of a log-frequency image
 MEL_BANDS = 128
@@ -82,20 +84,6 @@ def envelope(x: np.ndarray, sr: int, bins: int = 4000) -> tuple[np.ndarray, np.n
     return np.repeat(t, 2), np.stack([lo, hi], axis=1).ravel()
 
 
-def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
-    """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
-    f = np.asarray(f, dtype=np.float64)
-    lin = f / (200.0 / 3)
-    log = 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f >= 1000.0, log, lin)
-
-
-def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
-    """Inverse of :func:`hz_to_mel`."""
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27.0), m * 200.0 / 3)
-
-
 def y_to_hz(y: np.ndarray | float, scale: str) -> np.ndarray:
     """Display coordinate -> Hz for a spectrogram scale."""
     if scale == "log":
@@ -116,11 +104,7 @@ def hz_to_y(f: np.ndarray | float, scale: str) -> np.ndarray:
 
 def mel_filters(sr: int, n_fft: int, n_mels: int = MEL_BANDS) -> np.ndarray:
     """Unit-peak triangular filters evenly spaced in slaney mel, 0 Hz to Nyquist: (n_mels, bins)."""
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    pts = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sr / 2), n_mels + 2))
-    lower = (freqs[None] - pts[:-2, None]) / np.maximum(pts[1:-1] - pts[:-2], 1e-9)[:, None]
-    upper = (pts[2:, None] - freqs[None]) / np.maximum(pts[2:] - pts[1:-1], 1e-9)[:, None]
-    return np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    return mel_filterbank(sr, n_fft, n_mels, area_norm=False)
 
 
 def _frames(x: np.ndarray, n_fft: int) -> tuple[np.ndarray, int]:

@@ -6,7 +6,8 @@ Both AudioLDM2's VAE and HiFi-GAN V1 use the same STFT variant. In the AudioLDM 
 
 - the waveform is reflect-padded by (n_fft - hop) / 2 on both sides, then STFT'd with
   center=False and a hann window of win_length;
-- the magnitude (not power) spectrum goes through librosa's slaney-normalised mel filters;
+- the magnitude (not power) spectrum goes through slaney-normalised mel filters (librosa's,
+  rebuilt in numpy in `melscale.py`);
 - log(clamp(x, 1e-5)).
 
 Before the STFT the AudioLDM data loader removes the mean and scales the peak to 0.5. We do the
@@ -19,9 +20,14 @@ from functools import lru_cache
 
 import numpy as np
 
+from ldmz.codec.dsp.melscale import mel_filterbank
 from ldmz.formats import MelParams
 
 PEAK = 0.5  # AudioLDM's normalize_wav target peak
+
+# AudioLDM / AudioLDM2 front-end: 16 kHz, 64 mels, n_fft = win = 1024, hop 160, 0-8 kHz.
+AUDIOLDM_MEL = MelParams(sample_rate=16000, n_fft=1024, hop_length=160, win_length=1024,
+                         n_mels=64, fmin=0.0, fmax=8000.0, log_floor=1e-5, frontend="audioldm")
 
 
 def normalize(wav: np.ndarray) -> tuple[np.ndarray, float]:
@@ -45,10 +51,7 @@ def normalize(wav: np.ndarray) -> tuple[np.ndarray, float]:
 @lru_cache(maxsize=8)
 def mel_basis(mel: MelParams) -> np.ndarray:
     """Slaney-normalised mel filterbank (n_mels, n_fft // 2 + 1), as librosa builds it."""
-    import librosa
-
-    return librosa.filters.mel(sr=mel.sample_rate, n_fft=mel.n_fft, n_mels=mel.n_mels,
-                               fmin=mel.fmin, fmax=mel.fmax).astype(np.float32)
+    return mel_filterbank(mel.sample_rate, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax)
 
 
 def num_frames(samples: int, mel: MelParams) -> int:

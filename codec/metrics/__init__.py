@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.signal
-import soxr
 
+from ldmz.codec.audio_io import resample
 from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.metrics import perceptual as _perc
 from ldmz.codec.metrics import spectral as _spec
@@ -125,13 +125,6 @@ def _as_2d(x: np.ndarray) -> np.ndarray:
     return x[None, :] if x.ndim == 1 else x
 
 
-def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample (channels, samples) with soxr's high-quality filter."""
-    if sr_in == sr_out or x.shape[-1] == 0:
-        return x
-    return np.stack([soxr.resample(ch, sr_in, sr_out, quality="HQ") for ch in x])
-
-
 def find_delay(ref: np.ndarray, deg: np.ndarray, max_lag: int) -> int:
     """Lag (samples) maximizing the FFT cross-correlation of mono signals; > 0: ``deg`` lags."""
     if ref.size == 0 or deg.size == 0 or not np.any(ref) or not np.any(deg):
@@ -244,7 +237,7 @@ def compare(
         mode = "mono"
         notes.append(f"channel counts differ ({r2.shape[0]} vs {d2.shape[0]}): compared as mono")
         r2, d2 = r2.mean(axis=0, keepdims=True), d2.mean(axis=0, keepdims=True)
-    r2, d2 = _resample(r2, ref_sr, sr), _resample(d2, deg_sr, sr)
+    r2, d2 = resample(r2, ref_sr, sr), resample(d2, deg_sr, sr)
 
     delay = 0
     if params.align:
@@ -259,7 +252,7 @@ def compare(
     for name, unit, higher, rate, fn in wanted:
         rate = rate or sr
         if rate not in at_rate:
-            at_rate[rate] = (_resample(r2, sr, rate), _resample(d2, sr, rate))
+            at_rate[rate] = (resample(r2, sr, rate), resample(d2, sr, rate))
         metrics.append(_over_channels(name, unit, higher, fn, *at_rate[rate]))
     return MetricReport(
         metrics=metrics,

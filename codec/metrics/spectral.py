@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import librosa
 import numpy as np
 
-# AudioLDM2 mel front-end (see DESIGN.md): 16 kHz, n_fft = win = 1024, hop 160, hann, 64 slaney
-# mels over 0-8000 Hz, magnitude STFT, natural log of the mel clamped at 1e-5. The padding follows
-# the AudioLDM training data loader (`mel_spectrogram_train` in
-# haoheliu/AudioLDM-training-finetuning): reflect-pad (n_fft - hop) / 2 on each side, then an STFT
-# with center=False. For a distance the padding variant barely matters (only the edge frames).
-MEL_SR = 16000
-MEL_N_FFT = 1024
-MEL_HOP = 160
-MEL_N_MELS = 64
-MEL_FMIN = 0.0
-MEL_FMAX = 8000.0
-MEL_CLAMP = 1e-5
+from ldmz.codec.dsp.frontend import AUDIOLDM_MEL
+
+# mel L1 is measured on the AudioLDM2 front-end (`frontend.AUDIOLDM_MEL`, `frontend.log_mel_np`):
+# the representation the AudioLDM2 VAE sees.
+MEL_SR = AUDIOLDM_MEL.sample_rate
 
 # Parallel WaveGAN's MultiResolutionSTFTLoss resolutions: (fft_size, hop, win_length), hann window.
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = (
@@ -38,25 +30,14 @@ class NotApplicable(Exception):
     """A metric cannot be computed for this input; the message says why."""
 
 
-@functools.lru_cache(maxsize=4)
-def _mel_basis() -> np.ndarray:
-    return librosa.filters.mel(
-        sr=MEL_SR, n_fft=MEL_N_FFT, n_mels=MEL_N_MELS, fmin=MEL_FMIN, fmax=MEL_FMAX
-    )  # htk=False, norm="slaney": librosa's defaults, as in AudioLDM2
-
-
 def audioldm2_log_mel(x: np.ndarray) -> np.ndarray:
     """AudioLDM2 log-mel of a 16 kHz mono signal, shape (64, frames)."""
-    pad = (MEL_N_FFT - MEL_HOP) // 2
-    if x.shape[-1] + 2 * pad < MEL_N_FFT:
-        raise NotApplicable(f"audio shorter than {MEL_HOP} samples at {MEL_SR} Hz")
-    padded = np.pad(x, (pad, pad), mode="reflect")
-    spec = librosa.stft(
-        padded, n_fft=MEL_N_FFT, hop_length=MEL_HOP, win_length=MEL_N_FFT, window="hann",
-        center=False,
-    )
-    mel = _mel_basis() @ np.abs(spec)
-    return np.log(np.maximum(mel, MEL_CLAMP))
+    from ldmz.codec.dsp.frontend import log_mel_np
+
+    m = AUDIOLDM_MEL
+    if x.shape[-1] + (m.n_fft - m.hop_length) < m.n_fft:
+        raise NotApplicable(f"audio shorter than {m.hop_length} samples at {m.sample_rate} Hz")
+    return log_mel_np(x, m).T
 
 
 def mel_l1(ref: np.ndarray, deg: np.ndarray) -> float:

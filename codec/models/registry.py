@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ldmz.codec.dsp.frontend import AUDIOLDM_MEL
 from ldmz.codec.errors import ModelError, WeightsHashWarning
 from ldmz.codec.models.autoencoder import (
     Autoencoder,
@@ -31,9 +32,6 @@ FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fa
 TABLES_FILE = "entropy/tables.safetensors.zst"  # a model folder's entropy tables (optional)
 EMBEDDED_DIR = Path(__file__).parent  # embedded model folders live beside this module
 
-# AudioLDM / AudioLDM2 front-end: 16 kHz, 64 mels, n_fft 1024, hop 160 (see frontend.py).
-AUDIOLDM_MEL = MelParams(sample_rate=16000, n_fft=1024, hop_length=160, win_length=1024,
-                         n_mels=64, fmin=0.0, fmax=8000.0, log_floor=1e-5, frontend="audioldm")
 
 
 @dataclass(frozen=True)

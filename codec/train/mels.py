@@ -31,8 +31,8 @@ def build_cache(manifest: Path, split: str, mel: MelParams, cache: Path) -> dict
         with np.load(cache) as z:
             return {k: z[k] for k in z.files}
     import soundfile as sf
-    import soxr
 
+    from ldmz.codec.audio_io import resample
     from ldmz.codec.dsp.frontend import log_mel_np, normalize
 
     mels, starts, cats, pos = [], [], [], 0
@@ -40,7 +40,7 @@ def build_cache(manifest: Path, split: str, mel: MelParams, cache: Path) -> dict
         wav, sr = sf.read(path, dtype="float32", always_2d=True)
         wav = wav.mean(axis=1)
         if sr != mel.sample_rate:
-            wav = soxr.resample(wav, sr, mel.sample_rate)
+            wav = resample(wav, sr, mel.sample_rate)
         wav, gain = normalize(wav)
         if gain == 0 or wav.size < mel.n_fft * 2:
             continue
