@@ -24,27 +24,38 @@ from ldmz.codec.audio_io import (
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
-from ldmz.formats import LdmzFile, SourceInfo, pack_latents
+from ldmz.formats import LdmzFile, MelParams, SourceInfo, pack_latents
 
 if TYPE_CHECKING:  # torch-importing modules: for annotations only
     from ldmz.codec.models import LoadedModel
     from ldmz.codec.vocoders import Vocoder
 
 Progress = Callable[[int, int], None] | None
+# The mel front-end of an encode: (waveform at the model's rate, samples to cover in whole latent
+# frames) -> (log-mel (frames, n_mels), gain that restores the input level).
+MelFrontend = Callable[[np.ndarray, int], tuple[np.ndarray, float]]
+
+
+def model_frontend(x: np.ndarray, n: int, mel: MelParams) -> tuple[np.ndarray, float]:
+    """The training front-end: mean removed, peak 0.5, then the model's log-mel over ``n``."""
+    from ldmz.codec.dsp.frontend import log_mel_np, normalize
+
+    x, gain = normalize(x)
+    return log_mel_np(x, mel, length=n), gain
 VOCODER_WINDOW = 1024  # mel frames per vocoder call
 
 
 def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
-                   progress: Callable[[], None] | None = None) -> tuple[np.ndarray, float, int]:
+                   progress: Callable[[], None] | None = None,
+                   frontend: MelFrontend | None = None) -> tuple[np.ndarray, float, int]:
     """One channel -> (latent mean (C, T, F), gain, mel frames), in windows of latent frames."""
     import torch
 
-    from ldmz.codec.dsp.frontend import log_mel_np, normalize
-
     mel, down = model.mel, model.geometry.time_downsample
     unit = mel.hop_length * down
-    x, gain = normalize(resample(x, sr, mel.sample_rate))
-    m = log_mel_np(x, mel, length=-(-max(len(x), mel.n_fft) // unit) * unit)  # whole latents
+    x = resample(x, sr, mel.sample_rate)
+    n = -(-max(len(x), mel.n_fft) // unit) * unit  # whole latent frames
+    m, gain = frontend(x, n) if frontend else model_frontend(x, n, mel)
     del x
     frames, out = len(m) // down, None
     for a, s, e, b in spans(frames, window, model.context):
@@ -68,8 +79,11 @@ def encode(audio: np.ndarray, sr: int, params: EncodeParams = EncodeParams(),
 def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
                     params: EncodeParams = EncodeParams(),
                     tags: Mapping[str, str] | None = None, progress: Progress = None,
-                    source: str = "<audio>") -> LdmzFile:
-    """Encode ``channels`` channels that ``read(c)`` returns one at a time (float, samples,)."""
+                    source: str = "<audio>", frontend: MelFrontend | None = None) -> LdmzFile:
+    """Encode ``channels`` channels that ``read(c)`` returns one at a time (float, samples,).
+
+    ``frontend`` replaces the model's mel front-end (the bench's normalization variants).
+    """
     from ldmz.codec.dsp.quant import CLIP_PERCENTILE, allocate_bits
     from ldmz.codec.models import load_model
     from ldmz.codec.vocoders import check_vocoder
@@ -105,7 +119,7 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
         elif len(x) != samples:
             raise AudioError(f"{source}: channel {ci} has {len(x)} samples, channel 0 "
                              f"{samples}; re-export the file")
-        zc, gain, total_mel = encode_latents(x, sr, model, win, tick)
+        zc, gain, total_mel = encode_latents(x, sr, model, win, tick, frontend)
         del x
         if z is None:
             z = np.empty((channels, *zc.shape), np.float32)

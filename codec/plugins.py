@@ -101,11 +101,6 @@ def discover(group: str, *, load: bool = True) -> list[PluginInfo]:
     return [_describe(ep, group, load) for ep in _entry_points(group)]
 
 
-def discover_all(*, load: bool = True) -> dict[str, list[PluginInfo]]:
-    """``discover`` for every ldmz group: {group: [PluginInfo, ...]}."""
-    return {g: discover(g, load=load) for g in GROUPS}
-
-
 def load(group: str, name: str) -> Any:
     """The object behind plug-in ``name`` in ``group`` (KeyError if none; a broken one raises)."""
     for ep in _entry_points(group):
@@ -140,5 +135,5 @@ def names(group: str) -> list[str]:
     return [ep.name for ep in _entry_points(group)]
 
 
-__all__ = ["GROUPS", "MODELS", "VOCODERS", "PluginInfo", "call", "discover", "discover_all",
+__all__ = ["GROUPS", "MODELS", "VOCODERS", "PluginInfo", "call", "discover",
            "load", "names"]

@@ -20,6 +20,7 @@ from ldmz.formats.header import (
     ModelInfo,
     QuantizerInfo,
     SourceInfo,
+    kbps,
 )
 from ldmz.formats.quantize import dequantize, quantize
 
@@ -27,6 +28,6 @@ __all__ = [
     "MAGIC", "VERSION_MAJOR", "VERSION_MINOR", "ChecksumError", "ChunkEntry", "EntropyTables",
     "FormatError", "TablesError", "load_tables",
     "Header", "LatentInfo", "LdmzError", "LdmzFile", "MelParams", "ModelInfo", "QuantizerInfo",
-    "SourceInfo", "VersionError", "dequantize", "header_end", "pack_latents", "quantize",
+    "SourceInfo", "VersionError", "dequantize", "header_end", "kbps", "pack_latents", "quantize",
     "read_header", "write_atomic",
 ]

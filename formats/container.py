@@ -281,6 +281,31 @@ class LdmzFile:
             out[:, :, c.frame_start:c.frame_start + keep] = sel[:, :, :keep]
         return out
 
+    def tail(self, k: int) -> tuple[LdmzFile, int]:
+        """Chunks ``k..`` as a file of their own, and the source sample that file starts at.
+
+        The compressed chunks are reused as they are; frame starts, offsets, the source length
+        and the latent frame counts are shifted, so the result decodes like this file from chunk
+        ``k`` on (a player seeks by decoding from the chunk that holds the target).
+        """
+        if k <= 0:
+            return self, 0
+        h = self.header
+        first = h.chunks[k]
+        skip_mel = first.frame_start * h.latent.time_downsample
+        start = min(round(skip_mel * h.mel.hop_length * h.source.sample_rate / h.mel.sample_rate),
+                    h.source.samples)
+        chunks = tuple(replace(c, frame_start=c.frame_start - first.frame_start,
+                               offset=c.offset - first.offset) for c in h.chunks[k:])
+        latent = replace(h.latent, frames=h.latent.frames - first.frame_start,
+                         mel_frames=max(0, h.latent.mel_frames - skip_mel)
+                         if h.latent.mel_frames else 0)
+        sub = replace(h, chunks=chunks, latent=latent,
+                      source=replace(h.source, samples=h.source.samples - start))
+        out = LdmzFile(sub, [self._blob(i) for i in range(k, len(h.chunks))])
+        out.name = self.name
+        return out, start
+
     # ------------------------------------------------------------------ writing
     def to_bytes(self) -> bytes:
         """Serialize: preamble, msgpack header, chunks."""

@@ -105,6 +105,11 @@ class ChunkEntry:
     q_step: tuple[tuple[float, ...], ...] = ()
 
 
+def kbps(n_bytes: int, seconds: float) -> float | None:
+    """Bitrate of ``n_bytes`` of coded audio lasting ``seconds``, in kbps (None for 0 s)."""
+    return n_bytes * 8 / seconds / 1000 if seconds > 0 else None
+
+
 @dataclass(frozen=True)
 class Header:
     """Everything decode needs, as stored in the msgpack header."""
@@ -137,6 +142,15 @@ class Header:
         """Duration of the source audio in seconds."""
         return self.source.samples / self.source.sample_rate
 
+    def bitrate_kbps(self, file_size: int) -> float | None:
+        """The file's bits (header included) per second of audio, in kbps; None if empty."""
+        return kbps(file_size, self.duration)
+
+    def compression_ratio(self, file_size: int) -> float | None:
+        """16-bit PCM of the source (its rate and channels) over ``file_size``; None if 0."""
+        s = self.source
+        return s.sample_rate * s.channels * 2 * self.duration / file_size if file_size else None
+
     @property
     def data_size(self) -> int:
         """Bytes of the data section (all chunks)."""
@@ -163,12 +177,3 @@ def _plain(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     return x
-
-
-def __getattr__(name: str) -> Any:
-    """``header_from_dict`` and ``check_layout`` live in parse.py; still importable from here."""
-    if name in ("header_from_dict", "check_layout"):
-        from ldmz.formats import parse
-
-        return getattr(parse, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ldmz.codec.params import DecodeParams, EncodeParams
-from ldmz.formats import LdmzFile
+from ldmz.formats import LdmzFile, kbps
 from ldmz.gui import analysis
 from ldmz.gui.settings import ViewParams
 from ldmz.gui.worker import Report
@@ -185,13 +185,12 @@ def retag(f: LdmzFile, tags: Mapping[str, str]) -> LdmzFile:
 
 def bitrate_kbps(size: int, duration: float) -> float | None:
     """File bits per second of audio, in kbps."""
-    return size * 8 / duration / 1000 if duration > 0 else None
+    return kbps(size, duration)
 
 
 def compression_ratio(size: int, f: LdmzFile) -> float | None:
     """16-bit PCM size at the source rate over the file size (as `ldmz info` computes it)."""
-    s = f.header.source
-    return s.sample_rate * s.channels * 2 * f.header.duration / size if size else None
+    return f.header.compression_ratio(size)
 
 
 def file_size(path: str | os.PathLike) -> int:

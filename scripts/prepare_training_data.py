@@ -39,6 +39,8 @@ MIN_RATE = 16000  # narrower-band sources (8 and 11 kHz) are skipped
 ACTIVE_DB = -50.0  # a 50 ms frame louder than this counts as sound, not silence
 SPEC = Path(__file__).resolve().with_name("corpus_sources.json")
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+# the suffixes harvested from Debian packages (fixed, so the training data rebuilds the same;
+# not the reader's list, ldmz.codec.audio_io.AUDIO_SUFFIXES)
 AUDIO_EXT = (".ogg", ".wav", ".opus", ".mp3", ".flac")
 MODULE_EXT = (".xm", ".mod", ".s3m", ".it")
 TOOLS = {

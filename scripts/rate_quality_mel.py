@@ -55,7 +55,7 @@ def evaluate(folder: str, bits: list[int], corpus: str, qualities: list[int] = (
             a, sr = read_audio(c)
             a = a.mean(0, keepdims=True)
             f = encode(a, sr, params)
-            kbps = len(f.to_bytes()) * 8 / f.header.duration / 1000
+            kbps = f.header.bitrate_kbps(len(f.to_bytes()))
             mel = decode_mel(f, 0, m)
             ref = log_mel_np(normalize(resample(a[0], sr, m.mel.sample_rate))[0], m.mel)
             n = min(len(ref), len(mel))

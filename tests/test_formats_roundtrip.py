@@ -124,3 +124,19 @@ def test_chunk_at_and_geometry() -> None:
     # 25 latent frames per second (16000 / 160 / 4)
     assert [f.chunk_at(t) for t in (-1.0, 0.0, 0.33, 0.7, 1.0, 99.0, float("inf"))] == [
         0, 0, 1, 2, 3, 3, 3]
+
+
+def test_tail_is_the_file_from_a_chunk_on() -> None:
+    z = np.random.default_rng(3).normal(size=(2, 2, 30, 3)).astype(np.float32)
+    f = pack_latents(z, model=ModelInfo("m"), mel=MelParams(sample_rate=16000, hop_length=160),
+                     source=SourceInfo(16000, 2, 48000, (1.0, 0.5)), bits=6, frames_per_chunk=8,
+                     overlap=2, time_downsample=4, mel_frames=120)
+    assert f.tail(0) == (f, 0)
+    for k in (1, 3):
+        sub, start = f.tail(k)
+        first = f.header.chunks[k].frame_start
+        assert start == first * 4 * 160  # mel frames x hop, at the source rate
+        assert sub.header.source.samples == 48000 - start
+        assert sub.header.latent.mel_frames == 120 - first * 4
+        again = LdmzFile.from_bytes(sub.to_bytes())  # a valid file: offsets from 0, CRCs kept
+        np.testing.assert_array_equal(again.latents(), f.latents()[:, :, first:])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import librosa
 import numpy as np
 import pytest
@@ -50,3 +53,33 @@ def test_resample_one_call_every_channel(sr_in: int, sr_out: int) -> None:
     np.testing.assert_allclose(y, ref, atol=1e-5)
     assert resample(x.astype(np.float64), sr_in, sr_out).dtype == np.float64
     assert resample(x, sr_in, sr_in) is x
+
+
+def test_bench_normalization_rows_run_the_encode_pipeline(tiny_patchvae: Path) -> None:
+    from ldmz.codec.api import encode
+    from ldmz.codec.bench.rows import Row, _encode_normalized
+    from ldmz.codec.models import load_model
+    from ldmz.codec.params import EncodeParams
+
+    x = np.random.default_rng(1).normal(size=(2, 30000)).astype(np.float32) * 0.1
+    model = load_model(str(tiny_patchvae), "auto", True)
+    row = Row("normalization", "n", "normalization", model=str(tiny_patchvae), bits=3,
+              option="exact")
+    f, gains, undos = _encode_normalized(row, x, 22050, model)
+    ref = encode(x, 22050, EncodeParams(model=str(tiny_patchvae), bits=3, offline=True))
+    assert f.to_bytes() == ref.to_bytes() and len(undos) == 2
+    assert gains == list(ref.header.source.gain)
+    z, _, _ = _encode_normalized(replace(row, option="zscore"), x, 22050, model)
+    assert z.header.latent == ref.header.latent and not np.array_equal(z.latents(), f.latents())
+
+
+def test_kbps_and_compression_have_one_formula() -> None:
+    from ldmz.formats import MelParams, ModelInfo, SourceInfo, kbps, pack_latents
+
+    assert kbps(1000, 2.0) == 4.0 and kbps(1000, 0.0) is None
+    z = np.zeros((2, 2, 10, 3), np.float32)
+    f = pack_latents(z, model=ModelInfo("m"), mel=MelParams(sample_rate=16000),
+                     source=SourceInfo(16000, 2, 32000, (1.0, 1.0)), bits=2, frames_per_chunk=8)
+    h = f.header
+    assert h.bitrate_kbps(1000) == 4.0 and h.compression_ratio(1000) == 128.0
+    assert h.compression_ratio(0) is None

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ldmz.codec.audio_io import AUDIO_SUFFIXES
 from ldmz.codec.bench.rows import Context, Row, classic_missing
 from ldmz.codec.params import EncodeParams
 
-AUDIO_EXT = frozenset({".flac", ".wav", ".ogg", ".mp3", ".opus", ".aiff", ".aif"})
 # spectral_convergence is left out by default: it costs as much as mr_stft and tells the same
 METRICS = ("snr", "si_sdr", "lsd", "mel_l1", "mr_stft", "pesq_wb", "stoi")
 METRIC_CHOICES = (*METRICS, "spectral_convergence")  # ViSQOL: --visqol
@@ -118,7 +118,7 @@ def find_clips(corpus: Path, quick: bool = False, max_seconds: float = 0.0,
     from ldmz.codec.audio_io import read_audio
 
     files = sorted(p for p in Path(corpus).rglob("*")
-                   if p.is_file() and p.suffix.lower() in AUDIO_EXT)
+                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     clips, seen = [], set()
     for p in files:
         parts = p.relative_to(corpus).parts
@@ -199,7 +199,7 @@ def plan(corpus: str | os.PathLike, params: BenchParams = BenchParams()) -> Plan
     p = params.effective()
     clips = find_clips(Path(corpus), p.quick, p.max_seconds, p.mono)
     if not clips:
-        raise FileNotFoundError(f"{corpus}: no audio files ({', '.join(sorted(AUDIO_EXT))})")
+        raise FileNotFoundError(f"{corpus}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     skipped: list[tuple[str, str]] = []
     models = load_models(p.models or tuple(available_models()), skipped)
     ctx = make_context(p, models)

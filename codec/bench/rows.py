@@ -10,12 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ldmz.codec.errors import ParamError, ToolError
 from ldmz.codec.params import DecodeParams, EncodeParams
-from ldmz.formats import LdmzFile, MelParams
+from ldmz.formats import LdmzFile, MelParams, kbps
+
+if TYPE_CHECKING:
+    from ldmz.codec.models import LoadedModel
 
 # 128 mels, n_fft 2048, full band at 44.1 kHz: the widest mel configuration the bench tries.
 FULLBAND_MEL = MelParams(sample_rate=44100, n_fft=2048, hop_length=512, win_length=2048,
@@ -67,10 +71,6 @@ def _fit(y: np.ndarray, sr_in: int, sr_out: int, n: int) -> np.ndarray:
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
-def _kbps(n_bytes: int, seconds: float) -> float:
-    return n_bytes * 8 / max(seconds, 1e-9) / 1000
-
-
 # --- the codec as users run it ------------------------------------------------------------
 
 
@@ -93,7 +93,7 @@ def run_ldmz(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
         vocoder=row.vocoder, griffinlim_iters=ctx.griffinlim_iters, precision=ctx.precision,
         offline=True))
     t2 = time.perf_counter()
-    return Output(y, ysr, _kbps(len(data), audio.shape[1] / sr), t1 - t0, t2 - t1)
+    return Output(y, ysr, kbps(len(data), audio.shape[1] / sr), t1 - t0, t2 - t1)
 
 
 # --- the seed's questions: front-end normalization and a post-filter ----------------------
@@ -134,39 +134,24 @@ def postfilter(name: str, log_mel: np.ndarray) -> np.ndarray:
     raise ParamError(f"unknown post-filter '{name}'")
 
 
-def _encode_normalized(row: Row, audio: np.ndarray, sr: int, model) -> tuple:  # noqa: ANN001
-    """Like ``api.encode`` (one window per clip), with ``row.option``'s normalization."""
-    import torch
-
-    from ldmz.codec.audio_io import resample
+def _encode_normalized(row: Row, audio: np.ndarray, sr: int, model: LoadedModel
+                       ) -> tuple[LdmzFile, list[float], list[MelFn]]:
+    """``api.encode`` with ``row.option``'s normalization as the mel front-end."""
+    from ldmz.codec.api import encode_channels
     from ldmz.codec.dsp.frontend import log_mel_np, normalize
-    from ldmz.codec.dsp.quant import CLIP_PERCENTILE, allocate_bits
-    from ldmz.formats import SourceInfo, pack_latents
 
-    mel, down = model.mel, model.geometry.time_downsample
-    unit = mel.hop_length * down
-    lats, gains, undos, frames = [], [], [], 0
-    for ch in audio:
-        x, gain = normalize(resample(ch, sr, mel.sample_rate))
-        n = max(len(x), mel.n_fft)
-        x = np.pad(x, (0, -(-n // unit) * unit - len(x)))
-        m, gain, undo = normalization(row.option, x, gain, lambda w: log_mel_np(w, mel))
-        frames = m.shape[0] // down
-        with torch.inference_mode():
-            z = model.encode(torch.from_numpy(np.ascontiguousarray(m[:frames * down]))[None, None]
-                             .to(model.device))
-        lats.append(z[0].float().cpu().numpy())
-        gains.append(gain)
+    undos: list[MelFn] = []
+
+    def frontend(x: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+        x, gain = normalize(x)
+        x = np.pad(x, (0, n - len(x)))
+        m, gain, undo = normalization(row.option, x, gain, lambda w: log_mel_np(w, model.mel))
         undos.append(undo)
-    z = np.stack(lats)
-    win = max(1, round(EncodeParams().chunk_seconds * mel.sample_rate / unit))
-    f = pack_latents(z, model=model.info, mel=mel, bits=allocate_bits(z, row.bits),
-                     source=SourceInfo(sample_rate=int(sr), channels=audio.shape[0],
-                                       samples=audio.shape[1], gain=tuple(gains)),
-                     frames_per_chunk=win, overlap=0, time_downsample=down,
-                     mel_frames=frames * down, clip_percentile=CLIP_PERCENTILE,
-                     vocoder=model.vocoder)
-    return f, gains, undos
+        return m, gain
+
+    params = EncodeParams(model=row.model, bits=row.bits, offline=True)
+    f = encode_channels(lambda c: audio[c], audio.shape[0], sr, params, frontend=frontend)
+    return f, list(f.header.source.gain), undos
 
 
 def run_variant(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
@@ -192,7 +177,7 @@ def run_variant(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
         y = vocode(adapt_mel(m, model.mel, voc.mel), voc) * gains[c]
         chans.append(_fit(y, voc.mel.sample_rate, sr, audio.shape[1]))
     t2 = time.perf_counter()
-    return Output(np.stack(chans), sr, _kbps(len(data), audio.shape[1] / sr), t1 - t0, t2 - t1)
+    return Output(np.stack(chans), sr, kbps(len(data), audio.shape[1] / sr), t1 - t0, t2 - t1)
 
 
 # --- ceilings: a vocoder from its own exact mel, no VAE ------------------------------------
@@ -303,9 +288,9 @@ def run_classic(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
         enc_s, enc_mb = _ffmpeg(["-i", str(src), *opts, str(coded)], ctx.scratch)
         dec_s, dec_mb = _ffmpeg(["-i", str(coded), "-c:a", "pcm_f32le", str(out)], ctx.scratch)
         y, ysr = sf.read(out, dtype="float32", always_2d=True)
-        kbps = _kbps(coded.stat().st_size, audio.shape[1] / sr)
+        bitrate = kbps(coded.stat().st_size, audio.shape[1] / sr)
     mbs = [m for m in (enc_mb, dec_mb) if m is not None]
-    return Output(y.T, ysr, kbps, enc_s, dec_s, max(mbs) if mbs else None)
+    return Output(y.T, ysr, bitrate, enc_s, dec_s, max(mbs) if mbs else None)
 
 
 RUNNERS: dict[str, Callable[[Row, np.ndarray, int, Context], Output]] = {

@@ -361,7 +361,7 @@ def run_encode(args: argparse.Namespace) -> int:
         else:
             f.save(dst, overwrite=args.force)
         dur = f.header.duration
-        kbps = len(blob) * 8 / dur / 1000 if dur > 0 else 0.0
+        kbps = f.header.bitrate_kbps(len(blob))
         _say(args, done_line(src, dst, dur, len(blob), kbps, time.perf_counter() - t0))
 
     return _batch(args, set(AUDIO_SUFFIXES), ".ldmz", convert)
@@ -432,7 +432,7 @@ def run_decode(args: argparse.Namespace) -> int:
             _say(args, line, always=True)
         h = f.header
         size = src.stat().st_size if src != STDIO else 0
-        kbps = size * 8 / h.duration / 1000 if h.duration > 0 and size else None
+        kbps = h.bitrate_kbps(size) if size else None
         _say(args, done_line(src, dst, h.duration, w.bytes, kbps, time.perf_counter() - t0,
                              f", peak {w.peak_db:+.1f} dBFS"))
 

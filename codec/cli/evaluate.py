@@ -67,7 +67,7 @@ def _degraded(path: str, vocoder: str):  # noqa: ANN202 - (audio, sr, bitrate or
 
         f = LdmzFile.load(path)
         audio, sr = decode(f, DecodeParams(vocoder=vocoder))
-        return audio, sr, os.path.getsize(path) * 8 / f.header.duration / 1000
+        return audio, sr, f.header.bitrate_kbps(os.path.getsize(path))
     audio, sr = read_audio(path)
     return audio, sr, None
 
@@ -138,8 +138,8 @@ def run_demo(args: argparse.Namespace) -> int:
     dur = audio.shape[1] / sr
     print(f"{src}: {dur:.2f} s, {audio.shape[0]} ch @ {sr} Hz")
     print(f"  model {f.header.model.id}, bits {ep.bits} -> {ldmz_path} ({size} bytes)")
-    print(f"  bitrate {size * 8 / dur / 1000:.2f} kbps, compression "
-          f"{sr * audio.shape[0] * 16 * dur / (size * 8):.0f}:1 vs 16-bit PCM")
+    print(f"  bitrate {f.header.bitrate_kbps(size):.2f} kbps, compression "
+          f"{f.header.compression_ratio(size):.0f}:1 vs 16-bit PCM")
     print(f"  encode {t_enc:.2f} s ({dur / t_enc:.2f}x real time), decode {t_dec:.2f} s "
           f"({dur / t_dec:.2f}x real time, vocoder {args.vocoder or f.header.vocoder})")
     print(compare(audio, sr, y, ysr, CompareParams(align=False)).format_table())

@@ -29,11 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
+
+
 def summary(f: LdmzFile, file_size: int) -> dict:
     """Readable facts about a file: duration, bitrate, compression ratio and the header."""
     h = f.header
     dur = h.duration
-    pcm_bits = h.source.sample_rate * h.source.channels * 16 * dur
     q = h.quantizer
     return {
         "file": f.name,
@@ -46,8 +49,8 @@ def summary(f: LdmzFile, file_size: int) -> dict:
         **({"quality": q.quality, "tables_sha256": q.tables_sha256} if q.mode == "rans" else {}),
         "bits_per_value": [round(b, 4) for b in f.chunk_bits_per_value()],
         "header_bytes": file_size - h.data_size,
-        "bitrate_kbps": round(file_size * 8 / dur / 1000, 3) if dur > 0 else None,
-        "compression_ratio": round(pcm_bits / (file_size * 8), 2) if file_size else None,
+        "bitrate_kbps": _round(h.bitrate_kbps(file_size), 3),
+        "compression_ratio": _round(h.compression_ratio(file_size), 2),
         "chunks": len(h.chunks),
         "file_bytes": file_size,
         "checksums_ok": True,

@@ -215,32 +215,8 @@ def typefind(find: Gst.TypeFind, *_data: object) -> None:
 
 # ----------------------------------------------------------------------------- decoder
 def _from_chunk(f: Any, raw: bytes, k: int) -> tuple[Any, int]:
-    """A file holding chunks ``k..`` of ``f`` (a suffix of the same stream) and the source
-    sample it starts at, so that a seek decodes from the chunk that holds the target."""
-    if k <= 0:
-        return f, 0
-    from dataclasses import replace
-
-    from ldmz.formats import LdmzFile
-
-    h = f.header
-    first = h.chunks[k]
-    skip_mel = first.frame_start * h.latent.time_downsample
-    start = min(round(skip_mel * h.mel.hop_length * h.source.sample_rate / h.mel.sample_rate),
-                h.source.samples)
-    base = 16 + int.from_bytes(raw[8:12], "little")  # the data section (SPEC.md, section 3)
-    chunks = tuple(replace(c, frame_start=c.frame_start - first.frame_start,
-                           offset=c.offset - first.offset) for c in h.chunks[k:])
-    sub = replace(
-        h, chunks=chunks,
-        source=replace(h.source, samples=h.source.samples - start),
-        latent=replace(h.latent, frames=h.latent.frames - first.frame_start,
-                       mel_frames=max(0, h.latent.mel_frames - skip_mel)
-                       if h.latent.mel_frames else 0))
-    blobs = [raw[base + c.offset:base + c.offset + c.size] for c in h.chunks[k:]]
-    out = LdmzFile(sub, blobs)
-    out.name = f.name
-    return out, start
+    """Chunks ``k..`` of ``f`` as a file and the source sample it starts at (LdmzFile.tail)."""
+    return f.tail(k)
 
 
 class LdmzDec(Gst.Element):
@@ -498,7 +474,7 @@ class LdmzDec(Gst.Element):
         if h.writer:
             tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_ENCODER, h.writer)
         if h.source.samples:
-            bps = round(size * 8 * h.source.sample_rate / h.source.samples)
+            bps = round(h.bitrate_kbps(size) * 1000)
             tl.add_value(Gst.TagMergeMode.REPLACE, Gst.TAG_BITRATE,
                          GObject.Value(GObject.TYPE_UINT, min(bps, 2**32 - 1)))
         for key, tag in _TAGS.items():
