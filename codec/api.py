@@ -66,6 +66,7 @@ def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
         out[:, s:e] = z[0, :, s - a:e - a].float().cpu().numpy()
         if progress:
             progress()
+    assert out is not None, "a channel has at least one latent frame"
     return out, gain, frames * down
 
 
@@ -103,7 +104,9 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
     model = load_model(params.model, params.device, params.offline or None)
     mel, down = model.mel, model.geometry.time_downsample
     win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))
-    z, gains, state = None, [], {"done": 0, "steps": 1, "samples": None}
+    z: np.ndarray | None = None
+    gains: list[float] = []
+    state, samples = {"done": 0, "steps": 1}, 0
 
     def tick() -> None:
         state["done"] += 1
@@ -112,8 +115,8 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
 
     for ci in range(channels):
         x = check_audio(read(ci), source)[0]
-        if state["samples"] is None:
-            state["samples"] = samples = len(x)
+        if ci == 0:
+            samples = len(x)
             n_model = max(-(-samples * mel.sample_rate // int(sr)), mel.n_fft)
             state["steps"] = channels * len(windows(-(-n_model // (mel.hop_length * down)), win))
         elif len(x) != samples:
@@ -125,6 +128,8 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
             z = np.empty((channels, *zc.shape), np.float32)
         z[ci] = zc
         gains.append(gain)
+    if z is None:
+        raise AudioError(f"{source}: no audio channels")
     common = dict(
         model=model.info, mel=mel,
         source=SourceInfo(sample_rate=int(sr), channels=channels, samples=samples,
@@ -175,7 +180,7 @@ class _Latents:
     """Latent frames ``[a, b)`` of every audio channel, read chunk by chunk as windows advance."""
 
     def __init__(self, f: LdmzFile) -> None:
-        self.f, self.cache = f, {}
+        self.f, self.cache = f, dict[int, np.ndarray]()
         self.starts = [c.frame_start for c in f.header.chunks]
 
     def get(self, a: int, b: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgpack
 import numpy as np
@@ -42,7 +42,7 @@ MAJORS = (1, 2)
 #   hcrc     I   CRC-32 of the first 12 preamble bytes followed by the header bytes
 PREAMBLE = struct.Struct("<4sBBHII")
 
-Source = str | os.PathLike | BinaryIO | bytes
+Source = str | os.PathLike[str] | BinaryIO | bytes
 
 __all__ = ["MAGIC", "PREAMBLE", "VERSION_MAJOR", "VERSION_MINOR", "LdmzFile", "header_end",
            "read_header", "write_atomic"]
@@ -319,7 +319,7 @@ class LdmzFile:
             out.write(self._blob(i))
         return out.getvalue()
 
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write atomically (temporary file in the same folder, fsync, rename).
 
         Refuses to replace an existing file unless ``overwrite`` is true.
@@ -390,7 +390,7 @@ def header_end(prefix: bytes, name: str = "<bytes>") -> int | None:
     if flags != 0 or hlen > MAX_HEADER_BYTES:
         raise FormatError(name, f"bad preamble (flags {flags}, header length {hlen}); "
                                 f"the header limit is {MAX_HEADER_BYTES} bytes")
-    return PREAMBLE.size + hlen
+    return PREAMBLE.size + int(hlen)
 
 
 def _pack_header(h: Header) -> bytes:
@@ -409,14 +409,14 @@ def _unpack_header(hbytes: bytes) -> object:
     """
     budget = len(hbytes) // 8 + 64
 
-    def count(x: list) -> list:
+    def count(x: list[Any]) -> list[Any]:
         nonlocal budget
         budget -= 1
         if budget < 0:
             raise ValueError("more maps and arrays than the header size allows")
         return x
 
-    def to_dict(pairs: list[tuple[object, object]]) -> dict:
+    def to_dict(pairs: list[tuple[object, object]]) -> dict[object, object]:
         d = dict(count(pairs))
         if len(d) != len(pairs) or not all(isinstance(k, str) for k in d):
             raise ValueError("map keys must be distinct strings")

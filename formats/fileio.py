@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from ldmz.formats.errors import FormatError
 
@@ -40,7 +40,7 @@ class _ChunkReader:
             raise FormatError(self.name, f"cannot read: {e.strerror or e}") from e
 
 
-def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+def _read_at(f: IO[bytes], offset: int, n: int) -> bytes:
     f.seek(offset)
     parts, left = [], n
     while left > 0:
@@ -54,7 +54,7 @@ def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
     return b"".join(parts)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename; FileExistsError if present.
 
     The temporary file lives in the same folder, is fsynced, then renamed into place (hard-linked

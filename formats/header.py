@@ -126,7 +126,7 @@ class Header:
 
     def to_dict(self) -> dict[str, Any]:
         """The header as plain Python types (format 1's msgpack map, also JSON-ready)."""
-        d = _plain(asdict(self))
+        d: dict[str, Any] = _plain(asdict(self))
         if self.quantizer.mode != RANS:  # format 1 has no such keys
             del d["quantizer"]["quality"], d["quantizer"]["tables_sha256"]
         return d

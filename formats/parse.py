@@ -42,7 +42,8 @@ def _utf8_len(s: str) -> int:
         return 1 << 62
 
 
-def _get(d: Any, key: str, kind: type | tuple[type, ...], src: str, where: str, default: Any = ...):
+def _get(d: Any, key: str, kind: type | tuple[type, ...], src: str, where: str,
+         default: Any = ...) -> Any:
     name = f"{where}.{key}" if where else key
     if not isinstance(d, dict):
         raise FormatError(src, f"header field '{where}' must be a map")
@@ -63,7 +64,7 @@ def _get(d: Any, key: str, kind: type | tuple[type, ...], src: str, where: str, 
 
 
 def _int(d: Any, key: str, src: str, where: str, lo: int, hi: int, default: Any = ...) -> int:
-    v = _get(d, key, int, src, where, default)
+    v: int = _get(d, key, int, src, where, default)
     if not lo <= v <= hi:
         raise FormatError(src, f"header field '{where}.{key}' = {v} is outside {lo}..{hi}")
     return v
@@ -71,7 +72,7 @@ def _int(d: Any, key: str, src: str, where: str, lo: int, hi: int, default: Any 
 
 def _float(d: Any, key: str, src: str, where: str, ok: Callable[[float], bool] | None = None,
            default: Any = ...) -> float:
-    v = _get(d, key, float, src, where, default)
+    v: float = _get(d, key, float, src, where, default)
     if ok is not None and not ok(v):
         raise FormatError(src, f"header field '{where}.{key}' = {v} is out of range")
     return v
@@ -174,7 +175,7 @@ def check_tags(tags: Any, src: str) -> dict[str, str]:
 
 def _chunk(c: Any, i: int, channels: int, latent: LatentInfo, mode: str, src: str) -> ChunkEntry:
     w = f"chunks[{i}]"
-    fields = dict(
+    fields: dict[str, Any] = dict(
         frame_start=_int(c, "frame_start", src, w, 0, MAX_FRAMES),
         frames=_int(c, "frames", src, w, 0, 2 * MAX_FRAMES_PER_CHUNK),
         offset=_int(c, "offset", src, w, 0, MAX_CHUNKS * MAX_CHUNK_BYTES),

@@ -75,7 +75,8 @@ def pack_plane(codes: np.ndarray, bits: int) -> bytes:
     pad = (-flat.size) % k
     grid = np.concatenate([flat, np.zeros(pad, np.uint8)]).reshape(-1, k).astype(np.uint16)
     shifts = (np.arange(k, dtype=np.uint16) * bits)[None, :]
-    return (grid << shifts).sum(axis=1).astype(np.uint8).tobytes()
+    packed: bytes = (grid << shifts).sum(axis=1).astype(np.uint8).tobytes()
+    return packed
 
 
 def unpack_plane(buf: bytes | memoryview, bits: int, count: int) -> np.ndarray:
@@ -88,4 +89,5 @@ def unpack_plane(buf: bytes | memoryview, bits: int, count: int) -> np.ndarray:
         raise ValueError(f"packed plane has {raw.size} bytes, expected {packed_size(bits, count)}")
     shifts = (np.arange(k, dtype=np.uint8) * bits)[None, :]
     mask = np.uint8((1 << bits) - 1)
-    return ((raw[:, None] >> shifts) & mask).reshape(-1)[:count].copy()
+    codes: np.ndarray = ((raw[:, None] >> shifts) & mask).reshape(-1)[:count].copy()
+    return codes

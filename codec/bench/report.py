@@ -82,7 +82,7 @@ def _n(n: int, word: str) -> str:
 def write_markdown(res: BenchResult, path: Path) -> None:
     """results.md: the summary table, per-category tables, skipped rows and how to read them."""
     p, m = res.plan.params, res.machine
-    cats = {}
+    cats: dict[str, list[float]] = {}
     for c in res.plan.clips:
         cats.setdefault(c.category, []).append(c.seconds)
     corpus = ", ".join(f"{k} {_n(len(v), 'clip')} ({sum(v):.0f} s)" for k, v in cats.items())

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import cast
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
 from ldmz.codec.cli.cluster import add_cluster_options
@@ -407,6 +408,7 @@ def run_decode(args: argparse.Namespace) -> int:
         sample_format = args.sample_format or ("f32" if container == "wav" else "s24")
         t0 = time.perf_counter()
         where = sys.stdin.buffer if src == STDIO else src
+        f: LdmzFile | Salvaged
         if args.salvage:
             f = open_damaged(where, str(src))
             damage = damaged_chunks(f)
@@ -416,9 +418,10 @@ def run_decode(args: argparse.Namespace) -> int:
         progress, close = _bar(args, src.name)
         try:
             t_load = time.perf_counter()
-            st = decode_stream(f, params, progress=progress)  # loads the model and vocoder
+            # a Salvaged file reads like an LdmzFile (header, name, read_chunk)
+            st = decode_stream(cast(LdmzFile, f), params, progress=progress)  # loads the models
             t0 += time.perf_counter() - t_load  # speed counts decoding, not loading
-            mute = f.mute_spans(st.sample_rate) if damage else []
+            mute = f.mute_spans(st.sample_rate) if isinstance(f, Salvaged) else []
             tags = {k: v for k, v in f.header.tags.items() if k in TAG_KEYS}
             tags[WRITTEN_BY] = f"ldmz {__version__}"
             w = write_decoded(dst, st, st.sample_rate, st.channels, container=container,

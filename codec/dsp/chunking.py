@@ -55,23 +55,24 @@ class OLA:
     """Streaming overlap-add along axis 0: add windows in order, take what no later one touches."""
 
     def __init__(self) -> None:
-        self.start, self.buf = 0, None
+        self.start = 0
+        self.buf: np.ndarray | None = None
 
     def add(self, a: int, y: np.ndarray) -> None:
         """Add ``y`` (already weighted) at position ``a``."""
         if a < self.start:  # weights there are 0: that part was already taken
             y, a = y[self.start - a:], self.start
         end = a + len(y) - self.start
-        if self.buf is None:
-            self.buf = np.zeros((0, *y.shape[1:]), np.float32)
-        if end > len(self.buf):
-            grow = np.zeros((end - len(self.buf), *y.shape[1:]), np.float32)
-            self.buf = np.concatenate([self.buf, grow])
-        self.buf[a - self.start:end] += y
+        buf = np.zeros((0, *y.shape[1:]), np.float32) if self.buf is None else self.buf
+        if end > len(buf):
+            buf = np.concatenate([buf, np.zeros((end - len(buf), *y.shape[1:]), np.float32)])
+        buf[a - self.start:end] += y
+        self.buf = buf
 
     def take(self, upto: int) -> np.ndarray:
         """Remove and return everything before ``upto``: no later window may touch it."""
         n = upto - self.start
+        assert self.buf is not None, "take() before add()"
         out, self.buf = self.buf[:n], self.buf[n:]
         self.start = upto
         return out

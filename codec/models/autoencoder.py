@@ -33,8 +33,13 @@ class Autoencoder(Protocol):
     Model plug-ins return a LoadedModel whose ``autoencoder`` implements this protocol.
     """
 
-    geometry: LatentGeometry
-    decoder_prefixes: tuple[str, ...]
+    @property
+    def geometry(self) -> LatentGeometry:
+        """The latent grid and the receptive fields."""
+
+    @property
+    def decoder_prefixes(self) -> tuple[str, ...]:
+        """Name prefixes of the decoder-side parameters of ``module``."""
 
     @property
     def module(self) -> torch.nn.Module:

@@ -159,18 +159,18 @@ def quiet_loading() -> Iterator[None]:
     logs = [m.utils.logging for m in map(sys.modules.get, ("diffusers", "transformers")) if m]
     levels = [lg.get_verbosity() for lg in logs]
     tl = sys.modules["transformers"].utils.logging if "transformers" in sys.modules else None
-    bars = tl is not None and tl.is_progress_bar_enabled()
+    bars = tl if tl is not None and tl.is_progress_bar_enabled() else None
     for lg in logs:
         lg.set_verbosity_error()
-    if bars:
-        tl.disable_progress_bar()
+    if bars is not None:
+        bars.disable_progress_bar()
     try:
         yield
     finally:
         for lg, level in zip(logs, levels, strict=True):
             lg.set_verbosity(level)
-        if bars:
-            tl.enable_progress_bar()
+        if bars is not None:
+            bars.enable_progress_bar()
 
 
 def _folder_meta(folder: Path) -> dict:

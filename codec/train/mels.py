@@ -49,10 +49,11 @@ def build_cache(manifest: Path, split: str, mel: MelParams, cache: Path) -> dict
         starts.append(pos)
         cats.append(cat)
         pos += len(m)
-    out = {"mels": np.concatenate(mels), "starts": np.array(starts + [pos], np.int64),
-           "category": np.array(cats)}
+    out: dict[str, np.ndarray] = {"mels": np.concatenate(mels),
+                                  "starts": np.array(starts + [pos], np.int64),
+                                  "category": np.array(cats)}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **out)
+    np.savez(cache, mels=out["mels"], starts=out["starts"], category=out["category"])
     return out
 
 
