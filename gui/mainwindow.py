@@ -254,7 +254,7 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         """Enable actions for the current state; refresh the title and the status labels."""
         name = Path(self.doc_path).name if self.doc_path else "untitled"
         self.setWindowTitle(f"{name}[*] — ldmz")
-        A, busy = self.actions_, self.tasks.busy("codec")  # noqa: N806
+        A, busy = self.actions_, self.tasks.busy("codec")
         A["compress"].setEnabled(self.orig is not None and not busy)
         A["decode"].setEnabled(self.ldmz is not None and not busy)
         A["cancel"].setEnabled(busy)
@@ -281,19 +281,19 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         self.status.showMessage(message, 8000)
         QMessageBox.warning(self, "ldmz", message)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         """Accept local files."""
         if any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         """Open the first dropped file."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.open_path(paths[0])
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Ask about unsaved work, then stop playback and the workers."""
         if not self._confirm_discard():
             event.ignore()

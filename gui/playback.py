@@ -275,7 +275,7 @@ class Player(QObject):
         if self._stream is not None:
             try:
                 self._stream.stop()
-            except Exception:  # noqa: BLE001, S110 - a vanished device must not crash the app
+            except Exception:  # noqa: BLE001 - a vanished device must not crash the app
                 self._close()
         self.position_changed.emit(self.position)
 
@@ -284,7 +284,7 @@ class Player(QObject):
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # noqa: BLE001, S110
+            except Exception:  # noqa: BLE001
                 pass
         if self.state == "playing":
             self._timer.stop()

@@ -36,7 +36,7 @@ class FreqAxis(pg.AxisItem):
         self.picture = None
         self.update()
 
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
         """Ticks at round frequencies for log and mel, pyqtgraph's own for linear."""
         if self.freq_scale == "linear":
             return super().tickValues(minVal, maxVal, size)
@@ -44,7 +44,7 @@ class FreqAxis(pg.AxisItem):
         ys = [float(hz_to_y(f, self.freq_scale)) for f in nice]
         return [(1.0, [y for y in ys if minVal <= y <= maxVal])]
 
-    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:
         """Labels in Hz."""
         return [format_hz(float(y_to_hz(v, self.freq_scale))) for v in values]
 
@@ -70,7 +70,7 @@ class SelectViewBox(pg.ViewBox):
         super().__init__()
         self.on_select = None
 
-    def mouseDragEvent(self, ev: object, axis: int | None = None) -> None:  # noqa: N802
+    def mouseDragEvent(self, ev: object, axis: int | None = None) -> None:
         """Shift+left drag selects; anything else pans and zooms as usual."""
         if (self.on_select is not None and ev.button() == Qt.MouseButton.LeftButton
                 and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier):

@@ -10,7 +10,7 @@ def apply_dark(app: QApplication) -> None:
     """Use Fusion with a dark palette."""
     app.setStyle("Fusion")
     p = QPalette()
-    R, C = QPalette.ColorRole, QColor  # noqa: N806
+    R, C = QPalette.ColorRole, QColor
     for role, color in (
         (R.Window, "#22252b"), (R.WindowText, "#e3e6eb"), (R.Base, "#1a1c21"),
         (R.AlternateBase, "#262a31"), (R.ToolTipBase, "#2d3139"), (R.ToolTipText, "#e3e6eb"),

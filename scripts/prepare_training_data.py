@@ -717,7 +717,7 @@ def run_job(job: list[Item], root: str, train_dir: str = "train") -> list[dict[s
                 if len(piece):
                     pieces.append(fade(piece, SR)[:, None])
             segments = [concat(pieces, SR)[: int(MAX_SEG_S * SR), 0]] if pieces else []
-    except Exception as exc:  # a broken file must not stop the run
+    except Exception as exc:  # noqa: BLE001 - a broken file must not stop the run
         print(f"skip {first.path}: {exc}", file=sys.stderr, flush=True)
         return []
     stem = slug(Path(first.path.split("::")[-1].removeprefix("music21:")).stem)

@@ -72,7 +72,7 @@ def test_batch_with_a_bad_file(tiny_audioldm: Path, tmp_path: Path, capsys) -> N
     assert sorted(p.name for p in out.iterdir()) == ["g0.ldmz", "g1.ldmz"]
 
 
-def test_refuses_to_overwrite_without_force(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_refuses_to_overwrite_without_force(tiny_audioldm: Path, tmp_path: Path,
                                             capsys) -> None:  # noqa: ANN001
     src = _wav(tmp_path / "a.wav")
     dst = tmp_path / "a.ldmz"

@@ -88,7 +88,7 @@ def test_encode_never_writes_ldmz_bytes_under_an_audio_name(
 def _loud_stream(amp: float):  # noqa: ANN202 - a decode_stream stand-in with overs
     from ldmz.codec.api import DecodeStream
 
-    def fake(f, params=None, **kw):  # noqa: ANN001, ANN202
+    def fake(f, params=None, **kw):  # noqa: ANN001, ANN003, ANN202
         s = f.header.source
         t = np.arange(s.samples) / s.sample_rate
         x = (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

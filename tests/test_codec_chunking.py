@@ -74,7 +74,7 @@ def _mel_join_errors(model, z: np.ndarray, window: int) -> tuple[float, float, f
 
 @pytest.mark.parametrize("which", ["tiny_patchvae", "tiny_audioldm"])
 @pytest.mark.parametrize("kind", ["sine", "noise burst"])
-def test_click_free_join(which: str, kind: str, request: pytest.FixtureRequest,  # noqa: ANN001
+def test_click_free_join(which: str, kind: str, request: pytest.FixtureRequest,
                          signals, record_property) -> None:  # noqa: ANN001
     model = load_model(str(request.getfixturevalue(which)), "cpu")
     sr = model.mel.sample_rate

@@ -83,7 +83,7 @@ def test_missing_model_says_where_it_looked(tmp_path: Path, capsys) -> None:  # 
     assert "--model" in err[0]
 
 
-def test_other_model_is_refused(tiny_audioldm: Path, tiny_audioldm_other: Path,  # noqa: ANN001
+def test_other_model_is_refused(tiny_audioldm: Path, tiny_audioldm_other: Path,
                                 tmp_path: Path, capsys) -> None:  # noqa: ANN001
     sf.write(tmp_path / "a.wav", 0.1 * np.ones(2000), 16000)
     assert _run(["encode", str(tmp_path / "a.wav"), "--model", str(tiny_audioldm)], capsys)[0] \

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -91,7 +92,7 @@ def test_reference_files_are_valid() -> None:
 
 
 @pytest.mark.parametrize("data", [SMALL, F16], ids=["affine", "float16"])
-def test_truncation_at_every_offset(data: bytes, tmp_path) -> None:
+def test_truncation_at_every_offset(data: bytes, tmp_path: Path) -> None:
     for n in range(len(data)):
         rejects(data[:n])
     path = tmp_path / "cut.ldmz"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import msgpack
 import numpy as np
@@ -19,7 +20,7 @@ EXPECT = json.loads((DATA / "golden_v1.json").read_text(encoding="utf-8"))
 KINDS = sorted(EXPECT["files"])
 
 
-def _make_golden():
+def _make_golden() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_golden", DATA / "make_golden.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

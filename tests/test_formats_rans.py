@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import msgpack
 import numpy as np
@@ -48,7 +49,7 @@ def _load(name: str, path: Path):  # noqa: ANN202 - a module
     return mod
 
 
-def _make_golden():
+def _make_golden() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_golden", DATA / "make_golden.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

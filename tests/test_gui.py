@@ -711,13 +711,13 @@ class _Drag:
     def modifiers(self) -> Qt.KeyboardModifier:
         return Qt.KeyboardModifier.ShiftModifier
 
-    def buttonDownScenePos(self) -> QPointF:  # noqa: N802
+    def buttonDownScenePos(self) -> QPointF:
         return self.start
 
-    def scenePos(self) -> QPointF:  # noqa: N802
+    def scenePos(self) -> QPointF:
         return self.end
 
-    def isFinish(self) -> bool:  # noqa: N802
+    def isFinish(self) -> bool:
         return self.finish
 
     def accept(self) -> None:

@@ -26,7 +26,7 @@ def test_readme_examples_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     ns: dict = {}
     for block in _blocks():
         code = block.replace("/tmp/example.ldmz", str(tmp_path / "example.ldmz"))
-        exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+        exec(compile(code, "README.md", "exec"), ns)  # our own documentation
     assert ns["y"].shape == ns["audio"].shape
     assert ns["z"].shape[0] == ns["audio"].shape[0]
     assert ns["first"].shape[1] == ns["z"].shape[1]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES
 from ldmz.codec.bench.rows import Context, Row, classic_missing
 from ldmz.codec.params import EncodeParams
+
+if TYPE_CHECKING:
+    from ldmz.codec.models import LoadedModel
 
 # spectral_convergence is left out by default: it costs as much as mr_stft and tells the same
 METRICS = ("snr", "si_sdr", "lsd", "mel_l1", "mr_stft", "pesq_wb", "stoi")
@@ -140,7 +144,7 @@ def tag(name: str) -> str:
     return Path(name).name if Path(name).is_dir() else name
 
 
-def _model_rows(name: str, model, p: BenchParams, first: bool,  # noqa: ANN001
+def _model_rows(name: str, model: LoadedModel, p: BenchParams, first: bool,
                 skipped: list[tuple[str, str]]) -> list[Row]:
     from ldmz.codec.vocoders import VOCODERS, load_vocoder
 

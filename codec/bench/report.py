@@ -150,7 +150,7 @@ def _series(res: BenchResult, cat: str) -> dict[str, list[dict]]:
     return series
 
 
-def _rate_axes(res: BenchResult, cat: str, axes: list) -> None:  # noqa: ANN001
+def _rate_axes(res: BenchResult, cat: str, axes: list) -> None:
     opts = {r.label: r.option for r in res.plan.rows}
     ceil = [(a, opts[a["row"]]) for a in res.aggregates
             if a["category"] == cat and a["group"] == "ceiling"]

@@ -183,7 +183,7 @@ def run_variant(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
 # --- ceilings: a vocoder from its own exact mel, no VAE ------------------------------------
 
 
-def ceiling_mel(option: str, models: dict) -> MelParams:  # noqa: ANN001
+def ceiling_mel(option: str, models: dict) -> MelParams:
     """The mel configuration a ceiling row analyses with."""
     from ldmz.codec.models import AUDIOLDM_MEL
     from ldmz.codec.vocoders import UNIVERSAL_MEL

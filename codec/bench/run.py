@@ -60,7 +60,7 @@ class PeakRSS:
 
 
 @lru_cache(maxsize=1)
-def _libc():  # noqa: ANN202 - ctypes.CDLL | None
+def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL("libc.so.6")
     except OSError:

@@ -216,8 +216,9 @@ def _suffix_ok(dst: Path, suffixes: tuple[str, ...], what: str) -> None:
                          f"suffix")
 
 
-def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, convert,  # noqa: ANN001
-           exists=_exists) -> int:  # noqa: ANN001
+def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str,
+           convert: Callable[[Path, Path | None], None],
+           exists: Callable[[Path, Path], str] = _exists) -> int:
     from tqdm import tqdm
 
     files = _collect(args.inputs, args.recursive, suffixes)
@@ -257,7 +258,8 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str, conver
     return 1 if failed else 0
 
 
-def _bar(args: argparse.Namespace, what: str):  # noqa: ANN202 - (callback, close)
+def _bar(args: argparse.Namespace, what: str
+         ) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     from tqdm import tqdm
 
     if args.quiet or not sys.stderr.isatty():

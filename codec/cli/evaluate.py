@@ -8,6 +8,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example.flac"
 
@@ -57,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(run=run_demo)
 
 
-def _degraded(path: str, vocoder: str):  # noqa: ANN202 - (audio, sr, bitrate or None)
+def _degraded(path: str, vocoder: str) -> tuple[np.ndarray, int, float | None]:
     from ldmz.codec.audio_io import read_audio
 
     if path.lower().endswith(".ldmz"):
@@ -89,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 else args.align == "yes"
             rep = compare(ref, ref_sr, deg, sr,
                           CompareParams(visqol=args.visqol and not args.no_visqol, align=align))
-        except Exception as e:  # noqa: BLE001 - one line per failing file, then go on
+        except Exception as e:  # one line per failing file, then go on
             from ldmz.formats import LdmzError
 
             if not isinstance(e, (LdmzError, OSError, ValueError)):

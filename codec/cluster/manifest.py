@@ -78,7 +78,7 @@ class Journal:
 
     def __init__(self, dst: Path) -> None:
         self.path = dst / JOURNAL
-        self.f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.f = open(self.path, "a", encoding="utf-8")  # closed in close()
 
     def append(self, rows: Iterable[Mapping]) -> None:
         """Write ``rows`` (manifest columns only) and fsync."""

@@ -17,11 +17,15 @@ same (for every model, so a file is loudness-independent) and keep the gain to u
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ldmz.codec.dsp.melscale import mel_filterbank
 from ldmz.formats import MelParams
+
+if TYPE_CHECKING:
+    import torch
 
 PEAK = 0.5  # AudioLDM's normalize_wav target peak
 
@@ -60,7 +64,7 @@ def num_frames(samples: int, mel: MelParams) -> int:
     return max(0, (samples + 2 * pad - mel.n_fft) // mel.hop_length + 1)
 
 
-def log_mel(wav, mel: MelParams, pad: bool = True):  # noqa: ANN001, ANN201 - torch in and out
+def log_mel(wav: torch.Tensor, mel: MelParams, pad: bool = True) -> torch.Tensor:
     """Log-mel of a torch waveform (..., samples) -> (..., frames, n_mels), float32.
 
     With ``pad=False`` the caller has already applied the reflect padding.

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ldmz.codec.metrics.spectral import NotApplicable
+
+if TYPE_CHECKING:
+    from visqol import VisqolApi
 
 PESQ_SR = 16000
 PESQ_MIN_S = 0.25  # the ITU P.862 code refuses shorter buffers
@@ -57,7 +61,7 @@ def stoi(ref: np.ndarray, deg: np.ndarray) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def _visqol_api():  # noqa: ANN202 - visqol.VisqolApi, imported lazily
+def _visqol_api() -> VisqolApi:
     from visqol import VisqolApi
 
     api = VisqolApi()

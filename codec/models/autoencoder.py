@@ -55,7 +55,7 @@ class Autoencoder(Protocol):
         """Write the weights and config in diffusers layout (config.json + safetensors)."""
 
 
-def autoencoderkl_fields(config: Any) -> tuple[int, int]:  # noqa: ANN401 - a diffusers config
+def autoencoderkl_fields(config: Any) -> tuple[int, int]:  # a diffusers config
     """Convolutional receptive radius (encoder, decoder) of a diffusers AutoencoderKL, in latents.
 
     Counts the 3x3 convolutions at each resolution (conv_in, resnets, resamplers, mid block,
@@ -70,7 +70,7 @@ def autoencoderkl_fields(config: Any) -> tuple[int, int]:  # noqa: ANN401 - a di
     return -(-enc // down) + 1, -(-dec // down) + 1
 
 
-def patchvae_fields(config: Any) -> tuple[int, int]:  # noqa: ANN401 - a PatchVAEConfig
+def patchvae_fields(config: Any) -> tuple[int, int]:  # a PatchVAEConfig
     """Receptive radius (encoder, decoder) of a PatchVAE, in latent frames."""
     dil = [2 ** (i % 3) for i in range(max(config.enc_blocks, config.dec_blocks))]
     enc = 1 + sum(d + 1 for d in dil[:config.enc_blocks]) + 1

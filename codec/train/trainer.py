@@ -216,7 +216,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
             f"{float(ev[:model.config.latent_channels].sum() / ev.sum()):.4f}")
         log(json.dumps({"step": 0, **evaluate(model, val)}))
     rng = np.random.default_rng([cfg.seed, step])
-    logf = open(out / "train.log", "a")  # noqa: SIM115 - kept open for the run
+    logf = open(out / "train.log", "a")  # kept open for the run
     t0, acc, acc_bits = time.time(), [], []
     start = time.time()
     while step < cfg.steps:

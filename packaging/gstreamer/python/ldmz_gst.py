@@ -205,7 +205,7 @@ def typefind(find: Gst.TypeFind, *_data: object) -> None:
     """Suggest audio/x-ldmz for streams that start with the magic ``LDMZ``."""
     try:
         head = _peek(find, 8)
-    except Exception:  # a typefinder must never break other formats' detection
+    except Exception:  # noqa: BLE001 - a typefinder must never break other formats' detection
         return
     if head and head[:4] == b"LDMZ":
         sure = head[4] == 1 and head[6:8] == b"\0\0"  # major version 1, flags 0
@@ -547,7 +547,7 @@ class LdmzDec(Gst.Element):
         if event.type == Gst.EventType.SEEK:
             try:
                 return self._seek(event)
-            except Exception as e:  # a failed seek is refused, never a traceback
+            except Exception as e:  # noqa: BLE001 - a failed seek is refused, never a traceback
                 Gst.warning(f"ldmzdec: seek refused: {_one_line(e)}")
                 return False
         return pad.event_default(parent, event)
