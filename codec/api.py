@@ -15,14 +15,13 @@ import numpy as np
 from ldmz import __version__
 from ldmz.codec.audio_io import (
     RESAMPLE_QUALITY,
-    AudioError,
     check_audio,
     read_audio,
     read_channels,
     resample,
 )
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
-from ldmz.codec.errors import ParamError
+from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile, MelParams, SourceInfo, pack_latents
 
@@ -367,14 +366,14 @@ def vocode(log_mel: np.ndarray, vocoder: Vocoder) -> np.ndarray:
     return np.concatenate(list(blocks))[:, 0]
 
 
-def encode_file(src: str | os.PathLike, params: EncodeParams = EncodeParams(),
+def encode_file(src: str | os.PathLike[str], params: EncodeParams = EncodeParams(),
                 tags: Mapping[str, str] | None = None, progress: Progress = None) -> LdmzFile:
     """Read an audio file, one channel at a time where it can, and encode it."""
     read, channels, sr = read_channels(src)
     return encode_channels(read, channels, sr, params, tags, progress, str(src))
 
 
-def load(path: str | os.PathLike, sr: int | None = None) -> tuple[np.ndarray, int]:
+def load(path: str | os.PathLike[str], sr: int | None = None) -> tuple[np.ndarray, int]:
     """Audio of ``path`` as ``(float32 (channels, samples), rate)``; `.ldmz` files are decoded."""
     if Path(path).suffix.lower() == ".ldmz":
         return decode(LdmzFile.load(path, lazy=True), DecodeParams(sr=sr or 0))

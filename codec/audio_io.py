@@ -24,7 +24,7 @@ TAG_KEYS = ("title", "artist", "album", "genre", "comment", "date", "tracknumber
 WRITTEN_BY = "software"  # the tag naming the program that wrote a file (not carried along)
 
 
-def _existing(path: str | os.PathLike) -> Path:
+def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file" if not path.exists() else
@@ -52,7 +52,7 @@ def _read_sf(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]:
         return out[:, :pos], int(f.samplerate)
 
 
-def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray], int, int]:
+def read_channels(path: str | os.PathLike[str]) -> tuple[Callable[[int], np.ndarray], int, int]:
     """``(read, channels, rate)``: ``read(c)`` gives channel ``c`` as float32 (samples,).
 
     Files libsndfile decodes are read again for each channel, so only one channel is held in
@@ -69,7 +69,8 @@ def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray],
 
     def read(c: int) -> np.ndarray:
         try:
-            return _read_sf(path, c)[0][0]
+            channel: np.ndarray = _read_sf(path, c)[0][0]
+            return channel
         except (sf.LibsndfileError, RuntimeError) as e:
             why = getattr(e, "error_string", "") or str(e)
             raise AudioError(f"{path}: cannot decode audio ({why}); check that it is not "
@@ -78,7 +79,7 @@ def read_channels(path: str | os.PathLike) -> tuple[Callable[[int], np.ndarray],
     return read, info.channels, int(info.samplerate)
 
 
-def read_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
+def read_tags(src: str | os.PathLike[str] | BinaryIO) -> dict[str, str]:
     """The source's tags among TAG_KEYS: FLAC/Vorbis/Opus comments, ID3 and WAV INFO through
     libsndfile, MP4 atoms (.m4a) through mutagen; {} if none or unreadable."""
     import soundfile as sf
@@ -96,7 +97,7 @@ def read_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
             if str(found.get(k, "")).strip()}
 
 
-def _mutagen_tags(src: str | os.PathLike | BinaryIO) -> dict[str, str]:
+def _mutagen_tags(src: str | os.PathLike[str] | BinaryIO) -> dict[str, str]:
     """Tags of formats libsndfile cannot open (MP4/M4A), via mutagen's easy interface."""
     try:
         import mutagen
@@ -129,7 +130,7 @@ def read_audio_bytes(data: bytes, name: str = "-") -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(y.T), int(sr)
 
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Decode ``path`` (wav, flac, ogg, mp3, ...) to float32 (channels, samples) and its rate."""
     import soundfile as sf
 
@@ -214,7 +215,7 @@ def _check_target(path: Path, overwrite: bool, subtype: str | None) -> tuple[str
     return fmt
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int,
+def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sr: int,
                 overwrite: bool = False) -> None:
     """Write 16-bit PCM WAV or FLAC (by suffix) atomically; refuse to overwrite unless asked."""
     a = np.atleast_2d(audio)
@@ -223,7 +224,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int,
                        sr, a.shape[0], overwrite)
 
 
-def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sr: int,
+def write_audio_stream(path: str | os.PathLike[str], blocks: Iterable[np.ndarray], sr: int,
                        channels: int, overwrite: bool = False, subtype: str | None = None,
                        tags: Mapping[str, str] | None = None) -> None:
     """Write blocks of float audio (samples, channels) to WAV/FLAC atomically.

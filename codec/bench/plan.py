@@ -236,7 +236,8 @@ def make_context(p: BenchParams, models: dict) -> Context:
 
 def warm_up(p: BenchParams) -> None:
     """Load the universal HiFi-GAN and run it once, so the first row's time and memory are fair."""
-    from ldmz.codec.vocoders import VocoderError, load_vocoder
+    from ldmz.codec.errors import VocoderError
+    from ldmz.codec.vocoders import load_vocoder
 
     try:
         voc = load_vocoder("universal", precision=p.precision)

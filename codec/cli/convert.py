@@ -49,7 +49,8 @@ def _quality(text: str) -> int:
 
 def _vocoder(text: str) -> str:
     """A built-in vocoder name, an installed plug-in's, or "" (the default)."""
-    from ldmz.codec.vocoders import VocoderError, check_vocoder  # no torch import
+    from ldmz.codec.errors import VocoderError
+    from ldmz.codec.vocoders import check_vocoder  # no torch import
 
     if text:
         try:

@@ -39,4 +39,5 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     bank = np.maximum(0.0, np.minimum(lower, upper))
     if area_norm:
         bank *= (2.0 / (pts[2:] - pts[:-2]))[:, None]
-    return bank.astype(np.float32)
+    out: np.ndarray = bank.astype(np.float32)
+    return out

@@ -25,7 +25,8 @@ def channel_ranges(z: np.ndarray, clip: float | None = CLIP_PERCENTILE) -> np.nd
         lo, hi = np.percentile(flat, [clip, 100 - clip], axis=1)
     else:
         lo, hi = flat.min(axis=1), flat.max(axis=1)
-    return (hi - lo).astype(np.float32)
+    ranges: np.ndarray = (hi - lo).astype(np.float32)
+    return ranges
 
 
 def allocate_bits(z: np.ndarray, bits: int, clip: float | None = CLIP_PERCENTILE) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ldmz.codec.dsp.frontend import AUDIOLDM_MEL
+from ldmz.codec.errors import ModelError
 from ldmz.codec.models.autoencoder import (
     Autoencoder,
     AutoencoderKLAdapter,
@@ -11,13 +13,11 @@ from ldmz.codec.models.autoencoder import (
     patchvae_fields,
 )
 from ldmz.codec.models.registry import (
-    AUDIOLDM_MEL,
     DEFAULT_MODEL,
     EMBEDDED_DIR,
     FADE_LATENT,
     HubSource,
     LoadedModel,
-    ModelError,
     ModelSpec,
     available_models,
     load_folder,

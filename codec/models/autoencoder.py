@@ -97,11 +97,11 @@ class AutoencoderKLAdapter:
 
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """The posterior mean (no sampling: the codec is deterministic)."""
-        return self.vae.encode(mel).latent_dist.mean  # type: ignore[no-any-return]
+        return self.vae.encode(mel).latent_dist.mean
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's sample."""
-        return self.vae.decode(z).sample  # type: ignore[no-any-return]
+        return self.vae.decode(z).sample
 
     def save(self, folder: Path) -> None:
         """``save_pretrained`` (safetensors), without diffusers' notices."""
@@ -129,11 +129,11 @@ class PatchVAEAdapter:
 
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """PatchVAE's encoder output (its latent mean)."""
-        return self.vae.encode(mel)  # type: ignore[no-any-return]
+        return self.vae.encode(mel)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """PatchVAE's decoder output."""
-        return self.vae.decode(z)  # type: ignore[no-any-return]
+        return self.vae.decode(z)
 
     def save(self, folder: Path) -> None:
         """config.json + diffusion_pytorch_model.safetensors, as training exports it."""

@@ -10,6 +10,7 @@ Interface as diffusers' AutoencoderKL: latents are (batch, channels, time/4, mel
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ class PatchVAEConfig:
     mel_mean: float = -5.0
     mel_std: float = 2.5
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The config as stored in config.json."""
         return {"_class_name": "PatchVAE", **asdict(self)}
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ldmz.codec.dsp.frontend import AUDIOLDM_MEL
 from ldmz.codec.errors import ModelError, WeightsHashWarning
@@ -173,7 +173,7 @@ def quiet_loading() -> Iterator[None]:
             bars.enable_progress_bar()
 
 
-def _folder_meta(folder: Path) -> dict:
+def _folder_meta(folder: Path) -> dict[str, Any]:
     meta = folder / "ldmz.json"
     return json.loads(meta.read_text()) if meta.exists() else {}
 
