@@ -46,7 +46,7 @@ def _header_item(path: Path) -> Item:
     return Item(str(path), h.latent.frames, h.source.channels)
 
 
-def list_items(source: str | os.PathLike) -> list[Item]:
+def list_items(source: str | os.PathLike[str]) -> list[Item]:
     """The files of a dataset: a manifest.parquet, a folder (its manifest if it has one, else
     every `.ldmz` below it, headers read) or one `.ldmz` file; sorted by path."""
     p = Path(source)
@@ -84,7 +84,7 @@ def read_frames(f: LdmzFile, start: int, n: int, channel: int = 0) -> np.ndarray
     return out
 
 
-def read_item(item: Item | str | os.PathLike, crop: int | None = None,
+def read_item(item: Item | str | os.PathLike[str], crop: int | None = None,
               rng: np.random.Generator | None = None, channel: int | None = None,
               tables: EntropyTables | None = None) -> np.ndarray:
     """Latents of one file, one audio channel: float32 (latent_ch, frames, freq).
@@ -114,7 +114,7 @@ class LatentDataset:
     Files shorter than ``crop`` are left out. ``seed`` makes the crops reproducible.
     """
 
-    def __init__(self, source: str | os.PathLike, crop: int | None = None,
+    def __init__(self, source: str | os.PathLike[str], crop: int | None = None,
                  channel: int | None = None, seed: int | None = None,
                  tables: EntropyTables | None = None) -> None:
         items = list_items(source)

@@ -48,8 +48,9 @@ def _schema():  # noqa: ANN202 - pyarrow.Schema
 
 def blank(**values: object) -> dict:
     """A manifest row with every column (zeros and empty strings) updated by ``values``."""
-    row = {k: (0.0 if v == "float64" else 0 if v.startswith("int") else "")
-           for k, v in COLUMNS.items()}
+    row: dict[str, object] = {
+        k: (0.0 if v == "float64" else 0 if v.startswith("int") else "")
+        for k, v in COLUMNS.items()}
     row.update({k: v for k, v in values.items() if k in COLUMNS})
     return row
 

@@ -67,7 +67,9 @@ def _plan(inputs: Sequence[str], dst: Path, settings: str, force: bool, source_t
     """Rows to run, and error rows for inputs whose outputs would collide."""
     from ldmz.codec.audio_io import AUDIO_SUFFIXES
 
-    todo, bad, owner = [], {}, {}
+    todo: list[dict] = []
+    bad: dict[str, dict] = {}
+    owner: dict[str, str] = {}
     for s in list_sources(inputs, AUDIO_SUFFIXES):
         out = output_rel(s.rel)
         if out in owner or s.rel in bad:
@@ -83,7 +85,7 @@ def _plan(inputs: Sequence[str], dst: Path, settings: str, force: bool, source_t
                  and prev["source_mtime_ns"] == s.mtime_ns)
         todo.append({"path": s.rel, "uri": s.uri, "out": str(dst / out), "output": out,
                      "source_bytes": s.size, "source_mtime_ns": s.mtime_ns,
-                     "expect_sha256": prev["sha256"] if match else "",
+                     "expect_sha256": prev["sha256"] if prev is not None and match else "",
                      "source_tags": source_tags})
     return todo, bad
 
