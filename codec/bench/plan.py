@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Clip:
     @property
     def seconds(self) -> float:
         """Duration in seconds."""
-        return self.audio.shape[1] / self.sr
+        return float(self.audio.shape[1] / self.sr)
 
 
 @dataclass
@@ -108,8 +108,8 @@ class BenchResult:
     """Per-clip records, per-(row, category) aggregates and what the figures need."""
 
     plan: Plan
-    records: list[dict]
-    aggregates: list[dict]
+    records: list[dict[str, Any]]
+    aggregates: list[dict[str, Any]]
     keep: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
     runtime_s: float = 0.0
     machine: dict[str, str] = field(default_factory=dict)
@@ -172,7 +172,8 @@ def _model_rows(name: str, model: LoadedModel, p: BenchParams, first: bool,
     return rows
 
 
-def plan_rows(p: BenchParams, models: dict, skipped: list[tuple[str, str]]) -> list[Row]:
+def plan_rows(p: BenchParams, models: dict[str, LoadedModel],
+              skipped: list[tuple[str, str]]) -> list[Row]:
     """Every row for the loaded ``models`` (name -> LoadedModel); appends what cannot run."""
     rows: list[Row] = []
     for i, (name, model) in enumerate(models.items()):
@@ -196,7 +197,7 @@ def plan_rows(p: BenchParams, models: dict, skipped: list[tuple[str, str]]) -> l
     return rows
 
 
-def plan(corpus: str | os.PathLike, params: BenchParams = BenchParams()) -> Plan:
+def plan(corpus: str | os.PathLike[str], params: BenchParams = BenchParams()) -> Plan:
     """Find the clips, load every available model, and lay out the rows."""
     from ldmz.codec.models import available_models
 
@@ -215,7 +216,8 @@ def plan(corpus: str | os.PathLike, params: BenchParams = BenchParams()) -> Plan
     return Plan(p, clips, rows, skipped, ctx, default, opus)
 
 
-def load_models(names: tuple[str, ...] | list[str], skipped: list[tuple[str, str]]) -> dict:
+def load_models(names: tuple[str, ...] | list[str],
+                skipped: list[tuple[str, str]]) -> dict[str, LoadedModel]:
     """Load each model (offline) by name; the ones that fail go to ``skipped`` with the reason."""
     from ldmz.codec.models import ModelError, load_model
 
@@ -228,7 +230,7 @@ def load_models(names: tuple[str, ...] | list[str], skipped: list[tuple[str, str
     return models
 
 
-def make_context(p: BenchParams, models: dict) -> Context:
+def make_context(p: BenchParams, models: dict[str, LoadedModel]) -> Context:
     """The shared state of the rows: loaded models and decode settings."""
     return Context(models=models, precision=p.precision, griffinlim_iters=p.griffinlim_iters,
                    postfilter=p.postfilter)

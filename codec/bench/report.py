@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def _fmt(v: object, digits: int = 3) -> str:
     return str(v)
 
 
-def _csv(path: Path, rows: list[dict]) -> None:
+def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, keys)
@@ -130,9 +131,9 @@ def write_markdown(res: BenchResult, path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def _series(res: BenchResult, cat: str) -> dict[str, list[dict]]:
+def _series(res: BenchResult, cat: str) -> dict[str, list[dict[str, Any]]]:
     rows = {r.label: r for r in res.plan.rows}
-    series: dict[str, list[dict]] = {}
+    series: dict[str, list[dict[str, Any]]] = {}
     for a in res.aggregates:
         r = rows[a["row"]]
         if a["category"] != cat or a["kbps"] is None:
@@ -150,7 +151,7 @@ def _series(res: BenchResult, cat: str) -> dict[str, list[dict]]:
     return series
 
 
-def _rate_axes(res: BenchResult, cat: str, axes: list) -> None:
+def _rate_axes(res: BenchResult, cat: str, axes: list[Any]) -> None:
     opts = {r.label: r.option for r in res.plan.rows}
     ceil = [(a, opts[a["row"]]) for a in res.aggregates
             if a["category"] == cat and a["group"] == "ceiling"]

@@ -57,7 +57,7 @@ class Output:
 class Context:
     """What rows share: loaded models by name, decode settings, a scratch folder."""
 
-    models: dict = field(default_factory=dict)
+    models: dict[str, LoadedModel] = field(default_factory=dict)
     precision: str = "fp32"
     griffinlim_iters: int = 32
     postfilter: str = "gauss"
@@ -127,10 +127,13 @@ def postfilter(name: str, log_mel: np.ndarray) -> np.ndarray:
     """Spectral smoothing of a decoded (frames, n_mels) log-mel: ``gauss`` or ``median`` 3x3."""
     import scipy.ndimage
 
+    out: np.ndarray
     if name == "gauss":
-        return scipy.ndimage.gaussian_filter(log_mel, sigma=(0.8, 0.6), mode="nearest")
+        out = scipy.ndimage.gaussian_filter(log_mel, sigma=(0.8, 0.6), mode="nearest")
+        return out
     if name == "median":
-        return scipy.ndimage.median_filter(log_mel, size=(3, 3), mode="nearest")
+        out = scipy.ndimage.median_filter(log_mel, size=(3, 3), mode="nearest")
+        return out
     raise ParamError(f"unknown post-filter '{name}'")
 
 
@@ -183,7 +186,7 @@ def run_variant(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
 # --- ceilings: a vocoder from its own exact mel, no VAE ------------------------------------
 
 
-def ceiling_mel(option: str, models: dict) -> MelParams:
+def ceiling_mel(option: str, models: dict[str, LoadedModel]) -> MelParams:
     """The mel configuration a ceiling row analyses with."""
     from ldmz.codec.models import AUDIOLDM_MEL
     from ldmz.codec.vocoders import UNIVERSAL_MEL

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,8 +74,8 @@ def _trim() -> None:
         libc.malloc_trim(0)
 
 
-def _record(row: Row, clip: Clip, out: Output | None, mem: float | None, metrics: dict,
-            error: str = "") -> dict:
+def _record(row: Row, clip: Clip, out: Output | None, mem: float | None, metrics: dict[str, Any],
+            error: str = "") -> dict[str, Any]:
     rec = {"group": row.group, "row": row.label, "model": tag(row.model) if row.model else "",
            "vocoder": row.vocoder, "bits": row.bits or "", "category": clip.category,
            "clip": clip.name, "seconds": clip.seconds, "kbps": None, "enc_s": None,
@@ -89,7 +90,7 @@ def _record(row: Row, clip: Clip, out: Output | None, mem: float | None, metrics
     return rec
 
 
-def execute(row: Row, clip: Clip, plan_: Plan) -> tuple[dict, Output | None]:
+def execute(row: Row, clip: Clip, plan_: Plan) -> tuple[dict[str, Any], Output | None]:
     """Run ``row`` on ``clip``, timed and memory-measured; a failure becomes the ``error``."""
     names = plan_.metric_names
     try:
@@ -118,12 +119,13 @@ def measure(ref: np.ndarray, ref_sr: int, deg: np.ndarray, deg_sr: int, names: l
     return {**{n: rep.get(n).value for n in names}, "metrics_s": time.perf_counter() - t0}
 
 
-def _mean(values: list) -> float | None:
+def _mean(values: list[Any]) -> float | None:
     vals = [float(v) for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else None
 
 
-def aggregate(records: list[dict], rows: list[Row], metrics: list[str]) -> list[dict]:
+def aggregate(records: list[dict[str, Any]], rows: list[Row],
+              metrics: list[str]) -> list[dict[str, Any]]:
     """Mean over clips per (row, category), and over all clips (category ``all``)."""
     cats = list(dict.fromkeys(r["category"] for r in records))
     out = []
@@ -163,7 +165,7 @@ def machine(workers: int = 0, threads: int = 1) -> dict[str, str]:
             "workers": str(workers)}
 
 
-_WORKER: dict = {}  # a worker process's Plan (no clips or rows) and scratch folder
+_WORKER: dict[str, Any] = {}  # a worker process's Plan (no clips or rows) and scratch folder
 
 
 def _init_worker(params: BenchParams, model_names: list[str], threads: int) -> None:
@@ -180,7 +182,7 @@ def _init_worker(params: BenchParams, model_names: list[str], threads: int) -> N
 
 
 def job(row: Row, clip: Clip, keep: bool, plan_: Plan | None = None
-        ) -> tuple[dict, tuple[np.ndarray, int] | None]:
+        ) -> tuple[dict[str, Any], tuple[np.ndarray, int] | None]:
     """Run and score one (row, clip): the record, and the decoded audio when ``keep``."""
     plan_ = plan_ or _WORKER["plan"]
     rec, out = execute(row, clip, plan_)
@@ -213,9 +215,9 @@ def run(plan_: Plan, progress: Callable[[str], None] | None = None,
     wanted = (plan_.default_label, plan_.opus_label)
     jobs = [(row, clip, clip is speech and row.label in wanted)
             for clip in plan_.clips for row in plan_.rows]
-    results: list[tuple[dict, tuple[np.ndarray, int] | None]] = []
+    results: list[tuple[dict[str, Any], tuple[np.ndarray, int] | None]] = []
 
-    def done(res: tuple[dict, tuple[np.ndarray, int] | None]) -> None:
+    def done(res: tuple[dict[str, Any], tuple[np.ndarray, int] | None]) -> None:
         results.append(res)
         if progress:
             progress(f"{res[0]['row']} | {res[0]['clip']}")

@@ -36,15 +36,16 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples' line breaks; shows defaults where the help text asks for them."""
 
 
-def sub_parser(sub: argparse._SubParsersAction, name: str, help: str, description: str,
-               examples: Sequence[tuple[str, str]]) -> argparse.ArgumentParser:
+def sub_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str,
+               description: str, examples: Sequence[tuple[str, str]]) -> argparse.ArgumentParser:
     """A sub-command parser with a description and an examples epilog (command, what it does)."""
     col = 40
     epilog = "examples:\n" + "\n".join(
         f"  {cmd:<{col}}{what}" if len(cmd) < col else f"  {cmd}\n  {'':<{col}}{what}"
         for cmd, what in examples)
-    return sub.add_parser(name, help=help, description=description, epilog=epilog,
-                          formatter_class=Formatter)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=description, epilog=epilog, formatter_class=Formatter)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

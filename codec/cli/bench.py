@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `bench`."""
     from ldmz.codec.bench.plan import METRIC_CHOICES, NORMALIZATIONS, BenchParams
     from ldmz.codec.cli import sub_parser

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
 from ldmz.codec.cli.cluster import add_cluster_options
@@ -18,11 +18,11 @@ TAG_OPTIONS = ("title", "artist", "album", "genre", "comment")  # as ldmzenc (GS
 STDIO = Path("-")  # `-`: standard input as IN, standard output as -o (./- is a file named -)
 
 
-def _defaults(cls: type) -> dict:
+def _defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in fields(cls)}
 
 
-def _positive(kind: type) -> Callable[[str], float]:
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             v = kind(text)
@@ -76,7 +76,7 @@ def _common(p: argparse.ArgumentParser, what: str) -> None:
                    help="no line per file, no progress bar (progress shows only on a terminal)")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `encode` and `decode`."""
     from ldmz.codec.cli import sub_parser
     from ldmz.codec.cli.sink import PEAK_MODES

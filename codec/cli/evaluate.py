@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example.flac"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `eval` and `demo`."""
     from ldmz.codec.cli import sub_parser
 

@@ -7,12 +7,13 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from typing import Any
 
 from ldmz.codec.cli import plural
 from ldmz.formats import FormatError, LdmzFile
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `info` sub-command."""
     from ldmz.codec.cli import sub_parser
 
@@ -33,7 +34,7 @@ def _round(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def summary(f: LdmzFile, file_size: int) -> dict:
+def summary(f: LdmzFile, file_size: int) -> dict[str, Any]:
     """Readable facts about a file: duration, bitrate, compression ratio and the header."""
     h = f.header
     dur = h.duration
@@ -59,7 +60,7 @@ def summary(f: LdmzFile, file_size: int) -> dict:
     }
 
 
-def _text(s: dict) -> str:
+def _text(s: dict[str, Any]) -> str:
     h = s["header"]
     mel = h["mel"]
     lat = h["latent"]

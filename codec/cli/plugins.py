@@ -9,7 +9,7 @@ import sys
 from ldmz.codec.plugins import GROUPS, discover
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `plugins` sub-command."""
     from ldmz.codec.cli import sub_parser
 

@@ -66,7 +66,7 @@ def _fit_to_header(data: bytes, name: str) -> bytes | None:
     return data[:need].ljust(need, b"\0") if len(data) != need else None
 
 
-def open_damaged(src: str | os.PathLike | BinaryIO, name: str | None = None) -> LdmzFile:
+def open_damaged(src: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> LdmzFile:
     """Open a file whose header is intact, lazily; a truncated one is padded (its lost chunks
     then fail their checksums). A damaged header still raises FormatError."""
     if isinstance(src, (str, os.PathLike)):

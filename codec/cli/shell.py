@@ -12,7 +12,7 @@ FILE_METAVARS = {"IN", "FILE", "REF", "DEG", "CORPUS_DIR"}
 FILE_OPTIONS = {"--output", "--config", "--data", "--out", "--model", "--finetune-decoder"}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `help` and `completion`."""
     from ldmz.codec.cli import COMMANDS, sub_parser
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ldmz.codec.errors import ModelError, TrainError, UsageError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `train`."""
     from ldmz.codec.cli import sub_parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -81,7 +82,7 @@ class MetricReport:
                 return m
         raise KeyError(name)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (plain floats, no inf/nan)."""
         return {
             "sr": self.sr,

@@ -37,7 +37,8 @@ def audioldm2_log_mel(x: np.ndarray) -> np.ndarray:
     m = AUDIOLDM_MEL
     if x.shape[-1] + (m.n_fft - m.hop_length) < m.n_fft:
         raise NotApplicable(f"audio shorter than {m.hop_length} samples at {m.sample_rate} Hz")
-    return log_mel_np(x, m).T
+    out: np.ndarray = log_mel_np(x, m).T
+    return out
 
 
 def mel_l1(ref: np.ndarray, deg: np.ndarray) -> float:
@@ -56,7 +57,8 @@ def _stft_mag(x: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
             x, n_fft=n_fft, hop_length=hop, win_length=win, window="hann", center=True,
             pad_mode="reflect",
         )
-    return np.abs(spec)
+    mag: np.ndarray = np.abs(spec)
+    return mag
 
 
 def log_spectral_distance(ref: np.ndarray, deg: np.ndarray) -> float:
