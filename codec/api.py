@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ldmz.codec.audio_io import (
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
-from ldmz.formats import LdmzFile, MelParams, SourceInfo, pack_latents
+from ldmz.formats import LdmzFile, MelParams, SourceInfo, kbps, pack_latents
 
 if TYPE_CHECKING:  # torch-importing modules: for annotations only
     from ldmz.codec.models import LoadedModel
@@ -129,7 +130,7 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
         gains.append(gain)
     if z is None:
         raise AudioError(f"{source}: no audio channels")
-    common = dict(
+    common: dict[str, Any] = dict(
         model=model.info, mel=mel,
         source=SourceInfo(sample_rate=int(sr), channels=channels, samples=samples,
                           gain=tuple(float(g) for g in gains)),
@@ -156,9 +157,10 @@ def _coding(params: EncodeParams, model: LoadedModel) -> str:
 
 
 def _encode_rans(z: np.ndarray, model: LoadedModel, params: EncodeParams,
-                 common: dict) -> LdmzFile:
+                 common: dict[str, Any]) -> LdmzFile:
     """Entropy-code ``z`` at the asked quality, or the best one whose file fits ``kbps``."""
     t = model.tables
+    assert t is not None, "_coding checked that the model has tables"
     if params.quality >= t.qualities:
         raise ParamError(f"quality must be 0..{t.qualities - 1} for model "
                          f"'{model.info.id}', got {params.quality}")
@@ -166,12 +168,13 @@ def _encode_rans(z: np.ndarray, model: LoadedModel, params: EncodeParams,
         q = params.quality if params.quality >= 0 else model.default_quality
         return pack_latents(z, tables=t, quality=q, **common)
     secs = common["source"].samples / common["source"].sample_rate
-    best = None
+    best: LdmzFile | None = None
     for q in range(t.qualities):  # qualities are ordered by rate: stop at the first too big
         f = pack_latents(z, tables=t, quality=q, **common)
-        if best is not None and len(f.to_bytes()) * 8 / max(secs, 1e-9) / 1000 > params.kbps:
+        if best is not None and (kbps(len(f.to_bytes()), secs) or math.inf) > params.kbps:
             break
         best = f
+    assert best is not None, "tables have at least one quality"
     return best
 
 

@@ -71,8 +71,8 @@ def header_to_compact(h: Header) -> dict[str, Any]:
     return d
 
 
-def _list(d: dict, key: str, n: int | tuple[int, int], src: str) -> list:
-    v = _get(d, key, list, src, "")
+def _list(d: dict[str, Any], key: str, n: int | tuple[int, int], src: str) -> list[Any]:
+    v: list[Any] = _get(d, key, list, src, "")
     lo, hi = (n, n) if isinstance(n, int) else n
     if not lo <= len(v) <= hi:
         raise FormatError(src, f"header field '{key}' must hold {lo}..{hi} values")

@@ -107,6 +107,7 @@ class LdmzFile:
         blobs, entries, pos = [], [], 0
         for c, arr in zip(header.chunks, latents, strict=True):
             if rans:
+                assert tables is not None  # checked above
                 raw = b""
                 blob = encode_codes(arr, tables, header.quantizer.quality)
             else:
@@ -235,6 +236,7 @@ class LdmzFile:
         """Dequantized float32 latents of chunk ``i``: (audio_ch, latent_ch, frames, freq)."""
         if self.entropy_coded:
             codes = self._codes(i, self._raw_chunk(i))
+            assert self.tables is not None  # entropy_coded means the tables are attached
             return dequantize_ec(codes, self.tables, self.header.quantizer.quality)
         return decode_chunk(self.header, i, self._raw_chunk(i), self.name)
 
@@ -395,9 +397,12 @@ def header_end(prefix: bytes, name: str = "<bytes>") -> int | None:
 
 def _pack_header(h: Header) -> bytes:
     """Format 1's readable map, or format 2's compact one (floats as float 32) for rans."""
+    packed: bytes
     if h.quantizer.mode == RANS:
-        return msgpack.packb(header_to_compact(h), use_bin_type=True, use_single_float=True)
-    return msgpack.packb(h.to_dict(), use_bin_type=True)
+        packed = msgpack.packb(header_to_compact(h), use_bin_type=True, use_single_float=True)
+    else:
+        packed = msgpack.packb(h.to_dict(), use_bin_type=True)
+    return packed
 
 
 def _unpack_header(hbytes: bytes) -> object:

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class EntropyTables:
     mean: np.ndarray
     freqs: tuple[np.ndarray, ...]
     sha256: str = ""
-    _weights: dict = field(default_factory=dict, repr=False)
+    _weights: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def qualities(self) -> int:
@@ -54,7 +55,7 @@ class EntropyTables:
 
     def radius(self, q: int) -> int:
         """``K``: quality ``q`` codes integers ``-K..K``."""
-        return (self.freqs[q].shape[3] - 1) // 2
+        return int((self.freqs[q].shape[3] - 1) // 2)
 
     def check(self, name: str = "<tables>") -> EntropyTables:
         """Raise TablesError unless shapes, sums and values are valid; return self."""
@@ -119,21 +120,24 @@ def contexts(padded: np.ndarray, idx: tuple[np.ndarray, ...]) -> np.ndarray:
     xt = np.minimum(np.maximum(padded[a, c + 1, t, f + 1], -CTX_T), CTX_T) + CTX_T
     xf = np.minimum(np.maximum(padded[a, c + 1, t + 1, f], -CTX_F), CTX_F) + CTX_F
     xc = np.minimum(np.maximum(padded[a, c, t + 1, f + 1], -CTX_C), CTX_C) + CTX_C
-    return (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
+    ctx: np.ndarray = (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
+    return ctx
 
 
 def quantize_ec(z: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
     """Integer codes ``round((z - mean) / step)`` of latents (A, C, T, F), clipped to -K..K."""
     d = (np.asarray(z, np.float32) - t.mean[None, :, None, :]) / t.steps[q][None, :, None, None]
     r = t.radius(q)
-    return np.clip(np.rint(d), -r, r).astype(np.int32)
+    codes: np.ndarray = np.clip(np.rint(d), -r, r).astype(np.int32)
+    return codes
 
 
 def dequantize_ec(codes: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
     """Float32 latents ``mean[c, f] + steps[q][c] * code`` of codes (A, C, T, F)."""
     step = t.steps[q].astype(np.float32)[None, :, None, None]
-    return (t.mean.astype(np.float32)[None, :, None, :] + step * codes.astype(np.float32)
-            ).astype(np.float32)
+    z: np.ndarray = (t.mean.astype(np.float32)[None, :, None, :]
+                     + step * codes.astype(np.float32)).astype(np.float32)
+    return z
 
 
 def _pad(codes: np.ndarray) -> np.ndarray:
@@ -225,7 +229,8 @@ def tables_bytes(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> bytes:
     import zstandard
 
     names = {np.dtype("<i4"): "I32", np.dtype("<f4"): "F32"}
-    head, pos, body = {"__metadata__": meta}, 0, []
+    head: dict[str, Any] = {"__metadata__": meta}
+    pos, body = 0, []
     for k in sorted(tensors):
         v = np.ascontiguousarray(tensors[k])
         v = v.astype(v.dtype.newbyteorder("<"))
@@ -292,4 +297,5 @@ def freqs_from_counts(counts: np.ndarray, prior: float = 0.05) -> np.ndarray:
     idx = np.argmax(out, axis=-1)
     np.put_along_axis(out, idx[..., None],
                       np.take_along_axis(out, idx[..., None], -1) + short[..., None], -1)
-    return out
+    freqs: np.ndarray = out
+    return freqs

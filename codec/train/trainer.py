@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,7 +186,7 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
     rate = RateModel(model.config.latent_channels, model.config.n_mels // model.config.patch)
     rate = rate.to(device)
-    groups = [{"params": list(model.parameters())}]
+    groups: list[dict[str, Any]] = [{"params": list(model.parameters())}]
     if cfg.rd_lambda:  # the rate model is tiny and starts untrained: it learns 30x faster
         groups.append({"params": list(rate.parameters()), "lr_scale": 30.0, "weight_decay": 0})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
