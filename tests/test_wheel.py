@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # the package's own folders (all tracked files ship) and the root's package files
 PACKAGE_DIRS = ("codec/", "formats/", "gui/", "examples/")
 ROOT_FILES = ("__init__.py", "__main__.py", "py.typed")
-CORE_DEPS = ("numpy", "numpy.libs", "msgpack", "zstandard")
+
+
+def _core_paths() -> set[str]:
+    """Top-level names installed by the core dependencies pyproject.toml declares (no extras)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names: set[str] = set()
+    for req in deps:
+        dist = metadata.distribution(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0])
+        for f in dist.files or ():
+            top = f.parts[0]
+            if top != ".." and not top.endswith((".dist-info", ".data")) and top != "__pycache__":
+                names.add(top)
+    return names
 
 
 def _tracked() -> list[str]:
@@ -79,7 +94,7 @@ def test_wheel_core_only_reads_files_and_runs_info(wheel: Path, tmp_path: Path) 
     purelib = Path(sysconfig.get_path("purelib"))
     core = tmp_path / "core-deps"
     core.mkdir()
-    for name in CORE_DEPS:
+    for name in _core_paths():
         if (purelib / name).exists():
             (core / name).symlink_to(purelib / name)
     bin_dir = _venv(tmp_path / "venv", wheel, [core])
