@@ -373,6 +373,9 @@ def test_completion_and_man_page(capsys: pytest.CaptureFixture) -> None:
     man = capsys.readouterr().out
     assert man.startswith(".TH LDMZ 1") or man.startswith('.TH LDMZ "1"')
     assert "salvage" in man and "completion" in man
+    requests = set(re.findall(r"^\.(\w+)", man, re.M))  # a text line with "." reads as one
+    assert requests <= {"TH", "SH", "SS", "TP", "B", "I", "BR", "RS", "RE", "PP"}, requests
+    assert re.search(r"^ldmz \\- neural audio codec", man, re.M)  # NAME: ldmz - what it is
 
 
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")

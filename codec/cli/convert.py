@@ -62,7 +62,7 @@ def _vocoder(text: str) -> str:
 
 def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN",
-                   help=f"{what} files, folders (with -r), or - for standard input")
+                   help=f"input files ({what}), folders (with -r), or - for standard input")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output file (one input), folder, or - for standard output "
                         "(default: next to each input)")
@@ -83,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     e, d = _defaults(EncodeParams), _defaults(DecodeParams)
     pe = sub_parser(
-        sub, "encode", help="audio -> .ldmz",
+        sub, "encode", help="encode audio to .ldmz",
         description="Encode audio (WAV, FLAC, Ogg, MP3, Opus, AIFF, M4A; any rate and channel "
                     "count) to .ldmz. The source's tags are carried into the header. One line "
                     "per file reports duration, size, bitrate and speed.",
@@ -117,7 +117,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_cluster_options(pe)
     pe.set_defaults(run=run_encode)
     pd = sub_parser(
-        sub, "decode", help=".ldmz -> audio (WAV, or FLAC by suffix)",
+        sub, "decode", help="decode .ldmz to audio (WAV, or FLAC by suffix)",
         description="Decode .ldmz files to WAV (32-bit float by default: nothing clips) or "
                     "FLAC. Without -o, song.ldmz becomes song.ldmz.wav, so a decode never "
                     "lands on the audio the file was encoded from. Tags are written back. The "

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     "no torch.",
         examples=[("ldmz info song.ldmz", "the header and its checksums"),
                   ("ldmz info --json *.ldmz | jq .bitrate_kbps", "machine-readable")])
-    p.add_argument("files", nargs="+", metavar="FILE", help=".ldmz files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="the .ldmz files to show")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(run=run)
 

@@ -4,9 +4,12 @@ from the one argparse parser (completion by shtab, the manual page by argparse-m
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 SHELLS = ("bash", "zsh", "tcsh")
+# the roff requests argparse-manpage writes; any other line starting with "." is text
+_ROFF = re.compile(r"\.(TH|SH|SS|TP|B|I|BR|RB|RS|RE|PP|IP|br|nf|fi|HP|sp|P|IR|RI|BI|IB)\b")
 # positional metavariables that name files (completed as paths) and folders
 FILE_METAVARS = {"IN", "FILE", "REF", "DEG", "CORPUS_DIR"}
 FILE_OPTIONS = {"--output", "--config", "--data", "--out", "--model", "--finetune-decoder"}
@@ -91,6 +94,7 @@ def man_page(parser: argparse.ArgumentParser) -> str:
 
     page = Manpage(parser)
     page.source = f"ldmz {__version__}"
+    page.description = "neural audio codec on AudioLDM2-style mel VAE latents"
     page.manual = "ldmz manual"
     return str(page)
 
