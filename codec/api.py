@@ -24,7 +24,8 @@ from ldmz.codec.audio_io import (
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
 from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
-from ldmz.formats import LdmzFile, MelParams, SourceInfo, kbps, pack_latents
+from ldmz.formats import FormatError, LdmzFile, MelParams, SourceInfo, kbps, pack_latents
+from ldmz.formats.header import MAX_AUDIO_CHANNELS, MAX_CHUNKS, MAX_HEADER_BYTES, MAX_SAMPLE_RATE
 
 if TYPE_CHECKING:  # torch-importing modules: for annotations only
     from ldmz.codec.models import LoadedModel
@@ -43,6 +44,19 @@ def model_frontend(x: np.ndarray, n: int, mel: MelParams) -> tuple[np.ndarray, f
     x, gain = normalize(x)
     return log_mel_np(x, mel, length=n), gain
 VOCODER_WINDOW = 1024  # mel frames per vocoder call
+OVER_RANGE = 4.0  # decoded samples beyond +-4 (12 dB over full scale) are garbage, not audio
+OUTPUT_BLOCK = 1 << 16  # samples per block of zero padding
+
+
+def model_window(model: LoadedModel) -> int:
+    """Latent frames per VAE call: the default chunk length in the model's frames.
+
+    Decoding takes its window from the model, never from the file, so a header cannot make
+    one call to the VAE as large as it likes.
+    """
+    mel = model.mel
+    return max(1, round(EncodeParams().chunk_seconds * mel.sample_rate
+                        / (mel.hop_length * model.geometry.time_downsample)))
 
 
 def encode_latents(x: np.ndarray, sr: int, model: LoadedModel, window: int,
@@ -97,8 +111,12 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
         raise ParamError(f"kbps must be >= 0, got {params.kbps}")
     if not 0 < params.chunk_seconds < 3600:
         raise ParamError(f"chunk_seconds must be > 0 and < 3600, got {params.chunk_seconds}")
-    if int(sr) != sr or not 0 < sr <= 1_000_000:
-        raise ParamError(f"sample rate must be a positive integer, got {sr}")
+    if int(sr) != sr or not 0 < sr <= MAX_SAMPLE_RATE:
+        raise ParamError(f"{source}: sample rate must be an integer in 1..{MAX_SAMPLE_RATE}, "
+                         f"got {sr}")
+    if not 1 <= channels <= MAX_AUDIO_CHANNELS:
+        raise AudioError(f"{source}: {channels} channels; ldmz takes 1 to {MAX_AUDIO_CHANNELS}"
+                         f" (split or down-mix the file first)")
     if params.vocoder:
         check_vocoder(params.vocoder)
     model = load_model(params.model, params.device, params.offline or None)
@@ -118,7 +136,9 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
         if ci == 0:
             samples = len(x)
             n_model = max(-(-samples * mel.sample_rate // int(sr)), mel.n_fft)
-            state["steps"] = channels * len(windows(-(-n_model // (mel.hop_length * down)), win))
+            n_frames = -(-n_model // (mel.hop_length * down))
+            _check_header_size(channels, model.geometry.channels, -(-n_frames // win), source)
+            state["steps"] = channels * len(windows(n_frames, win))
         elif len(x) != samples:
             raise AudioError(f"{source}: channel {ci} has {len(x)} samples, channel 0 "
                              f"{samples}; re-export the file")
@@ -178,6 +198,14 @@ def _encode_rans(z: np.ndarray, model: LoadedModel, params: EncodeParams,
     return best
 
 
+def _check_header_size(channels: int, latent_channels: int, chunks: int, source: str) -> None:
+    """Refuse up front a chunking whose header readers would reject (too many chunks)."""
+    per_chunk = 64 + channels * latent_channels * 2 * 9  # entry + q_offset/q_step float64s
+    if chunks > MAX_CHUNKS or chunks * per_chunk > MAX_HEADER_BYTES:
+        raise ValueError(f"{source}: {chunks} chunks of {channels} channels would need a "
+                         f"header over {MAX_HEADER_BYTES} bytes; use a larger --chunk-seconds")
+
+
 class _Latents:
     """Latent frames ``[a, b)`` of every audio channel, read chunk by chunk as windows advance."""
 
@@ -212,8 +240,10 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
     h = f.header
     if f.entropy_coded and f.tables is None:
         use_model_tables(f, model)
-    down, total, ctx = h.latent.time_downsample, h.latent.frames, model.context
-    wins = spans(total, window or h.latent.frames_per_chunk, ctx)
+    down, total, ctx = h.latent.time_downsample, decoded_frames(f), model.context
+    if total == 0:
+        return
+    wins = spans(total, window or model_window(model), ctx)
     fade = fade_len(FADE_LATENT, wins, down)
     ola, lat = OLA(), _Latents(f)
     for i, (a, s, e, b) in enumerate(wins):
@@ -225,6 +255,11 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
         w = fade_weights(a * down, s * down, e * down, b * down, fade)
         ola.add(a * down, np.stack(ys, axis=1) * w[:, None, None])
         yield ola.take(total * down if i == len(wins) - 1 else e * down - fade // 2)
+
+
+def decoded_frames(f: LdmzFile) -> int:
+    """Latent frames that decoding uses: those ``source.samples`` need, at most."""
+    return min(f.header.latent.frames, f.header.frames_needed)
 
 
 def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
@@ -275,8 +310,10 @@ def _check_model(f: LdmzFile, model: LoadedModel) -> None:
             f"{f.name}: made by model '{h.model.id}' (weights {h.model.weights_sha256[:12]}), "
             f"but '{info.id}' has weights {info.weights_sha256[:12]}; decode with the model "
             f"that made it (--model NAME_or_FOLDER)")
-    if (model.geometry.channels, model.mel.n_mels // model.geometry.freq_downsample) != (
-            h.latent.channels, h.latent.freq_bins) or model.mel != h.mel:
+    g = model.geometry
+    if (g.channels, model.mel.n_mels // g.freq_downsample, g.time_downsample) != (
+            h.latent.channels, h.latent.freq_bins, h.latent.time_downsample) \
+            or model.mel != h.mel:
         raise ModelError(f"{f.name}: its latent/mel layout does not match model '{info.id}'; "
                          f"decode with the model that made it (--model)")
 
@@ -301,11 +338,14 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     frames, default ``VOCODER_WINDOW``) trades throughput for latency: players that want the
     first block soon pass a few hundred frames; the output is the same (windows join exactly).
     """
-    from ldmz.codec.models import load_model
+    from ldmz.codec.models import load_model, load_named_model
     from ldmz.codec.vocoders import MelAdapter, load_vocoder
 
     h = f.header
-    model = load_model(params.model or h.model.id, params.device, params.offline or None)
+    if params.model:  # the user's choice: a name or a folder, whose weights must match
+        model = load_model(params.model, params.device, params.offline or None)
+    else:  # the file's: only a registered, embedded or plug-in name, never a path
+        model = load_named_model(h.model.id, params.device, params.offline or None, f.name)
     _check_model(f, model)
     if f.entropy_coded:
         use_model_tables(f, model)
@@ -313,7 +353,7 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     voc = load_vocoder(name, model, model.device, params.griffinlim_iters, params.precision)
     sr_out = int(params.sr or h.source.sample_rate)
     n = round(h.source.samples * sr_out / h.source.sample_rate)
-    total = h.latent.frames * h.latent.time_downsample
+    total = decoded_frames(f) * h.latent.time_downsample
     mels = _mel_stream(f, model, params.precision)
     if voc.mel != h.mel:
         adapter = MelAdapter(h.mel, voc.mel, total)
@@ -321,12 +361,23 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     waves = _wave_stream(mels, total, voc, progress, vocoder_window)
     gain = np.asarray(h.source.gain, np.float32)
     return DecodeStream(sr_out, h.source.channels, n, voc.name,
-                        _output(waves, gain, voc.mel.sample_rate, sr_out, n))
+                        _output(waves, gain, voc.mel.sample_rate, sr_out, n, f.name))
+
+
+def _check_output(y: np.ndarray, name: str) -> None:
+    """Refuse decoded audio that is not finite or is mostly far beyond full scale."""
+    if not np.isfinite(y).all():
+        raise FormatError(name, "decoding gave NaN or infinite samples (its latents, quantizer "
+                                "or gain values are not sane); nothing was written")
+    if y.size and np.count_nonzero(np.abs(y) > OVER_RANGE) > 0.01 * y.size:
+        raise FormatError(name, f"decoding gave samples far beyond full scale (over "
+                                f"+-{OVER_RANGE:g}; its latents, quantizer or gain values are "
+                                f"not sane); nothing was written")
 
 
 def _output(waves: Iterator[np.ndarray], gain: np.ndarray, sr_in: int, sr_out: int,
-            n: int) -> Iterator[np.ndarray]:
-    """Undo the gain, resample as a stream, and cut or pad to exactly ``n`` samples."""
+            n: int, name: str = "<file>") -> Iterator[np.ndarray]:
+    """Undo the gain, check, resample as a stream, and cut or pad to exactly ``n`` samples."""
     rs = None
     if sr_in != sr_out:
         import soxr
@@ -335,14 +386,18 @@ def _output(waves: Iterator[np.ndarray], gain: np.ndarray, sr_in: int, sr_out: i
                                  quality=RESAMPLE_QUALITY)
     done, end = 0, [(np.zeros((0, len(gain)), np.float32), True)]
     for blk, last in itertools.chain(((w, False) for w in waves), end):
-        y = np.ascontiguousarray(blk * gain, np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = np.ascontiguousarray(blk * gain, np.float32)
+        _check_output(y, name)
         y = rs.resample_chunk(y, last=last) if rs is not None else y
         y = y[:n - done]
         done += len(y)
         if len(y):
             yield y
-    if done < n:
-        yield np.zeros((n - done, len(gain)), np.float32)
+    while done < n:  # fewer frames than samples: silence, in bounded blocks
+        k = min(OUTPUT_BLOCK, n - done)
+        done += k
+        yield np.zeros((k, len(gain)), np.float32)
 
 
 def decode(f: LdmzFile, params: DecodeParams = DecodeParams(), *, vocoder: str | None = None,
@@ -376,10 +431,15 @@ def encode_file(src: str | os.PathLike[str], params: EncodeParams = EncodeParams
     return encode_channels(read, channels, sr, params, tags, progress, str(src))
 
 
-def load(path: str | os.PathLike[str], sr: int | None = None) -> tuple[np.ndarray, int]:
-    """Audio of ``path`` as ``(float32 (channels, samples), rate)``; `.ldmz` files are decoded."""
+def load(path: str | os.PathLike[str], sr: int | None = None,
+         model: str = "") -> tuple[np.ndarray, int]:
+    """Audio of ``path`` as ``(float32 (channels, samples), rate)``; `.ldmz` files are decoded.
+
+    ``model`` is the model name or folder to decode with (default: the file's, by name).
+    """
     if Path(path).suffix.lower() == ".ldmz":
-        return decode(LdmzFile.load(path, lazy=True), DecodeParams(sr=sr or 0))
+        with LdmzFile.load(path, lazy=True) as f:
+            return decode(f, DecodeParams(sr=sr or 0, model=model))
     audio, rate = read_audio(path)
     if sr and sr != rate:
         return resample(audio, rate, sr), sr

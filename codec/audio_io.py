@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import re
+import stat
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from ldmz.codec.errors import AudioError
+from ldmz.codec.errors import AudioError, AudioWarning
+from ldmz.formats.fileio import atomic_file
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 RESAMPLE_QUALITY = "HQ"  # soxr's high quality, for every resampler (streaming ones too)
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
@@ -26,17 +35,74 @@ WRITTEN_BY = "software"  # the tag naming the program that wrote a file (not car
 
 def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file" if not path.exists() else
-                         f"{path}: not a regular file")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except OSError as e:
+        raise AudioError(f"{path}: cannot open ({e.strerror}); check the path and its "
+                         f"permissions") from None
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"{path}: not a regular file (a folder, FIFO or device)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied; check the file's permissions")
     return path
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[int]:
+    """A descriptor for libsndfile: any file name works (non-UTF-8 too), FIFOs never block."""
+    from ldmz.formats import FormatError
+    from ldmz.formats.fileio import open_regular
+
+    try:
+        fd = open_regular(path)
+    except FormatError as e:
+        raise AudioError(f"{path}: {e.problem}") from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _quiet_stderr(on: bool) -> Iterator[None]:
+    """Hold back what C decoders (mpg123) write to stderr: one line per problem is ours."""
+    if not on:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        yield
+        return
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _check_truncated(f, path: Path) -> None:  # noqa: ANN001 - a soundfile.SoundFile
+    """Warn when a WAV header promises more audio than the file holds."""
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info or "", re.M)
+    if m and int(m.group(2)) < int(m.group(1)):
+        warnings.warn(AudioWarning(
+            f"{path}: truncated: its header promises {int(m.group(1))} bytes of audio, the file "
+            f"holds {int(m.group(2))}; only the part present is used"), stacklevel=3)
 
 
 def _read_sf(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]:
     """libsndfile decode, block by block: all channels (C, N) or one channel (1, N)."""
     import soundfile as sf
 
-    with sf.SoundFile(path) as f:
+    with _opened(path) as fd, _quiet_stderr(path.suffix.lower() == ".mp3"), \
+            sf.SoundFile(fd, closefd=False) as f:
+        if channel in (None, 0):
+            _check_truncated(f, path)
         rows = slice(None) if channel is None else slice(channel, channel + 1)
         n_ch = f.channels if channel is None else 1
         out, extra, pos = np.empty((n_ch, f.frames), np.float32), [], 0
@@ -62,7 +128,9 @@ def read_channels(path: str | os.PathLike[str]) -> tuple[Callable[[int], np.ndar
 
     path = _existing(path)
     try:
-        info = sf.info(str(path))
+        with _opened(path) as fd, _quiet_stderr(path.suffix.lower() == ".mp3"), \
+                sf.SoundFile(fd, closefd=False) as info:
+            pass
     except (sf.LibsndfileError, RuntimeError, TypeError):
         audio, sr = read_audio(path)
         return (lambda c: audio[c]), audio.shape[0], sr
@@ -86,8 +154,14 @@ def read_tags(src: str | os.PathLike[str] | BinaryIO) -> dict[str, str]:
 
     found: dict[str, str] = {}
     try:
-        with sf.SoundFile(src) as f:
-            found = f.copy_metadata()
+        if isinstance(src, str | os.PathLike):  # by descriptor: any file name, no FIFO waits
+            with _opened(Path(src)) as fd, sf.SoundFile(fd, closefd=False) as f:
+                found = f.copy_metadata()
+        else:
+            with sf.SoundFile(src) as f:
+                found = f.copy_metadata()
+    except AudioError:  # not a regular file or not readable: no tags (the read says why)
+        return {}
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
         found = _mutagen_tags(src)
     finally:
@@ -234,38 +308,99 @@ def write_audio_stream(path: str | os.PathLike[str], blocks: Iterable[np.ndarray
     WRITTEN_BY are written as the format's tags (WAV INFO, FLAC Vorbis comments); other keys
     are left out.
 
-    The data goes to a temporary file in the same folder that is renamed into place (linked,
-    when not overwriting, so a file that appeared meanwhile is never replaced) and is removed
-    on any failure.
+    Written through :func:`ldmz.formats.fileio.atomic_file` (fsync, umask permissions, never
+    a partial or hidden file left behind); errors name ``path``, never a temporary file.
     """
-    import soundfile as sf
-
     path = Path(path)
     fmt = _check_target(path, overwrite, subtype)
-    is_float = fmt[1] in ("FLOAT", "DOUBLE")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     try:
-        with sf.SoundFile(tmp, "w", samplerate=int(sr), channels=channels, format=fmt[0],
-                          subtype=fmt[1]) as f:
+        with atomic_file(path, overwrite=overwrite) as out:
+            write_audio_to(out, blocks, sr, channels, fmt, tags, path)
+    except OSError as e:
+        raise _write_error(path, e) from e
+
+
+def write_audio_to(out: BinaryIO, blocks: Iterable[np.ndarray], sr: int, channels: int,
+                   fmt: tuple[str, str], tags: Mapping[str, str] | None = None,
+                   name: str | os.PathLike = "<stream>") -> None:
+    """Write blocks of float audio to an open, seekable binary file as ``fmt`` (format,
+    subtype); integer subtypes are clipped to +-1. Errors name ``name`` with the errno's
+    meaning (a full disk says so), never a temporary file."""
+    import soundfile as sf
+
+    is_float = fmt[1] in ("FLOAT", "DOUBLE")
+    sink = _Sink(out)
+    try:
+        with sf.SoundFile(sink, "w", samplerate=int(sr), channels=channels,
+                          format=fmt[0], subtype=fmt[1]) as f:
             for k, v in (tags or {}).items():
                 if k in (*TAG_KEYS, WRITTEN_BY) and v:
                     setattr(f, k, v)
             for block in blocks:
                 f.write(block if is_float else np.clip(block, -1.0, 1.0))
-        if overwrite:
-            os.replace(tmp, path)
-        else:
+                sink.check()
+        sink.flush()
+    except Exception as e:  # soundfile asserts on a short write: the sink knows why
+        err = sink.error if sink.error is not None else e
+        if not isinstance(err, sf.LibsndfileError | RuntimeError | OSError):
+            raise
+        raise _write_error(Path(name), err) from e
+
+
+class _Sink:
+    """The temporary file as libsndfile sees it: a failed write is kept (with its errno)
+    instead of becoming a traceback inside a C callback and a vague "System error"."""
+
+    def __init__(self, f) -> None:  # noqa: ANN001 - a binary file object
+        self.f, self.error = getattr(f, "raw", f), None  # unbuffered: errors show at once
+
+    def write(self, data: bytes) -> int:
+        """Write all of ``data``, or record the error and report nothing written."""
+        view, done = memoryview(data), 0
+        while self.error is None and done < len(view):
             try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"{path}: already exists (use --force to overwrite)"
-                                      ) from None
-            except OSError:  # no hard links here (some network or FAT file systems)
-                if path.exists():
-                    raise FileExistsError(f"{path}: already exists (use --force to "
-                                          f"overwrite)") from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+                done += self.f.write(view[done:]) or 0
+            except OSError as e:
+                self.error = e
+        return done if self.error is None else 0
+
+    def read(self, n: int = -1) -> bytes:
+        """Read back (libsndfile re-reads headers it patches)."""
+        return self.f.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move in the file (-1 after an error, which is kept)."""
+        try:
+            return self.f.seek(offset, whence)
+        except OSError as e:
+            self.error = self.error or e
+            return -1
+
+    def tell(self) -> int:
+        """Where in the file."""
+        return self.f.tell()
+
+    def check(self) -> None:
+        """Raise the recorded write error, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def flush(self) -> None:
+        """Nothing is buffered here; raise a recorded error."""
+        self.check()
+
+
+def _write_error(path: Path, e: BaseException) -> BaseException:
+    """The error to report for a failed write: named after the output, never the temp file."""
+    if isinstance(e, FileExistsError | AudioError) or not isinstance(e, OSError | RuntimeError):
+        return e
+    code = getattr(e, "errno", None)
+    text = getattr(e, "error_string", "") or getattr(e, "strerror", "") or str(e)
+    if code in FULL_DISK or any(os.strerror(c) in text for c in FULL_DISK):
+        return AudioError(f"{path}: disk full ({text.strip().rstrip('.')}); free some space "
+                          f"or write elsewhere (-o)")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AudioError(f"{path}: cannot write ({e.strerror}); check the folder's "
+                          f"permissions or write elsewhere (-o)")
+    why = " ".join(str(text).split()).rstrip(".")
+    return AudioError(f"{path}: cannot write ({why}); check the folder and free space")

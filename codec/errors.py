@@ -10,9 +10,9 @@ from __future__ import annotations
 from ldmz.formats.errors import ChecksumError, FormatError, LdmzError, VersionError
 
 __all__ = [
-    "AudioError", "ChecksumError", "ClusterError", "ConfigError", "FormatError", "LdmzError",
-    "ModelError", "ParamError", "PluginError", "ToolError", "TrainError", "UsageError",
-    "VersionError", "VocoderError", "WeightsHashWarning",
+    "AudioError", "AudioWarning", "ChecksumError", "ClusterError", "ConfigError", "FormatError",
+    "LdmzError", "ModelError", "ParamError", "PluginError", "ToolError", "TrainError",
+    "UsageError", "VersionError", "VocoderError", "WeightsHashWarning",
 ]
 
 
@@ -58,3 +58,7 @@ class ClusterError(LdmzError, RuntimeError):
 
 class WeightsHashWarning(UserWarning):
     """A model's weights could not be hashed: its files will record only the model id."""
+
+
+class AudioWarning(UserWarning):
+    """Audio was read, but not all of it as the file claims (e.g. a truncated WAV)."""

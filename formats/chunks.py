@@ -52,17 +52,25 @@ def encode_chunk(h: Header, arr: np.ndarray) -> bytes:
                     for ci, b in enumerate(h.quantizer.bits))
 
 
-def decompress_chunk(blob: bytes, c: ChunkEntry, i: int, name: str) -> bytes:
-    """Check the CRC-32 and zstd frame of chunk ``i``, then inflate it to exactly ``raw_size``."""
+def check_blob(blob: bytes, c: ChunkEntry, i: int, name: str) -> None:
+    """Check chunk ``i``'s CRC-32 and its zstd frame header (cheap: nothing is inflated)."""
     if crc32(blob) != c.crc32:
         raise ChecksumError(name, f"chunk {i} checksum mismatch (the file is damaged)")
     try:
         declared = zstandard.get_frame_parameters(blob).content_size
-        if declared in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
-            raise FormatError(name, f"chunk {i} zstd frame does not record its content size")
-        if declared != c.raw_size:
-            raise FormatError(name, f"chunk {i} zstd frame declares {declared} bytes, the "
-                                    f"header {c.raw_size}")
+    except zstandard.ZstdError as e:
+        raise FormatError(name, f"chunk {i} is not valid zstd ({e})") from e
+    if declared in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
+        raise FormatError(name, f"chunk {i} zstd frame does not record its content size")
+    if declared != c.raw_size:
+        raise FormatError(name, f"chunk {i} zstd frame declares {declared} bytes, the "
+                                f"header {c.raw_size}")
+
+
+def decompress_chunk(blob: bytes, c: ChunkEntry, i: int, name: str) -> bytes:
+    """Check the CRC-32 and zstd frame of chunk ``i``, then inflate it to exactly ``raw_size``."""
+    check_blob(blob, c, i, name)
+    try:
         # The content size is checked above, so libzstd bounds both its window and the output
         # by raw_size (it stops with an error once a frame outgrows its declared size).
         obj = zstandard.ZstdDecompressor().decompressobj()

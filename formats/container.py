@@ -14,6 +14,7 @@ import msgpack
 import numpy as np
 
 from ldmz.formats.chunks import (
+    check_blob,
     chunk_values,
     compress,
     crc32,
@@ -42,6 +43,7 @@ MAJORS = (1, 2)
 #   hcrc     I   CRC-32 of the first 12 preamble bytes followed by the header bytes
 PREAMBLE = struct.Struct("<4sBBHII")
 
+MAX_LATENTS_BYTES = 1 << 30  # LdmzFile.latents() refuses to allocate more unless asked
 Source = str | os.PathLike[str] | BinaryIO | bytes
 
 __all__ = ["MAGIC", "PREAMBLE", "VERSION_MAJOR", "VERSION_MINOR", "LdmzFile", "header_end",
@@ -155,11 +157,7 @@ class LdmzFile:
             return cls.from_bytes(bytes(src))
         name = _name(src)
         if isinstance(src, (str, os.PathLike)):
-            try:
-                size = os.stat(src).st_size
-            except OSError as e:
-                raise FormatError(name, f"cannot open: {e.strerror or e}") from e
-            reader = _ChunkReader(name, path=Path(src), size=size)
+            reader = _ChunkReader(name, path=Path(src))
         elif lazy and _seekable(src):
             reader = _ChunkReader(name, fileobj=src)
         else:
@@ -208,14 +206,20 @@ class LdmzFile:
             return blob
         return decompress_chunk(self._blob(i), c, i, self.name)
 
-    def verify(self) -> None:
+    def verify(self, *, inflate: bool = True) -> None:
         """Check every chunk's checksum, zstd frame and values; raise FormatError on damage.
 
         Entropy-coded chunks are decoded too once the model's tables are attached
-        (:meth:`use_tables`); without them only their checksums are checked.
+        (:meth:`use_tables`); without them only their checksums are checked. With
+        ``inflate=False`` only each chunk's CRC-32 (and zstd frame header) is checked: the cost
+        follows the file's size, not the sizes its header declares (``ldmz info`` does this;
+        decoding checks each chunk fully as it reads it).
         """
         for i in range(len(self.header.chunks)):
-            self.check_chunk(i)
+            if inflate:
+                self.check_chunk(i)
+            else:
+                self.check_crc(i)
 
     def _codes(self, i: int, blob: bytes) -> np.ndarray:
         if self.tables is None:
@@ -231,6 +235,34 @@ class LdmzFile:
             chunk_values(self.header, i, raw, self.name)
         elif self.tables is not None:
             self._codes(i, raw)
+
+    def check_crc(self, i: int) -> None:
+        """Check chunk ``i``'s CRC-32 (and zstd frame header) without inflating or decoding."""
+        n = len(self.header.chunks)
+        if not 0 <= i < n:
+            raise IndexError(f"chunk {i} out of range 0..{n - 1}")
+        if self.entropy_coded:
+            self._raw_chunk(i)  # the CRC of the stored rANS words, nothing decoded
+        else:
+            check_blob(self._blob(i), self.header.chunks[i], i, self.name)
+
+    @property
+    def file_size(self) -> int:
+        """Bytes of the file as read (preamble, header and chunks)."""
+        if self._reader is not None:
+            return self._reader.size
+        return len(self.to_bytes())
+
+    def close(self) -> None:
+        """Release the open file (chunks can no longer be read)."""
+        if self._reader is not None:
+            self._reader.close()
+
+    def __enter__(self) -> LdmzFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Dequantized float32 latents of chunk ``i``: (audio_ch, latent_ch, frames, freq)."""
@@ -262,10 +294,13 @@ class LdmzFile:
         frame = max(0.0, seconds) * frame_rate
         return min(int(min(frame, float(h.latent.frames))) // h.latent.frames_per_chunk, last)
 
-    def latents(self, channel: int | None = None) -> np.ndarray:
+    def latents(self, channel: int | None = None, *, max_bytes: int = MAX_LATENTS_BYTES
+                ) -> np.ndarray:
         """All latents, overlap removed: float32 (audio_ch, latent_ch, frames, freq).
 
-        With ``channel`` set, only that audio channel, still with a leading axis of 1.
+        With ``channel`` set, only that audio channel, still with a leading axis of 1. Refuses
+        (FormatError) when the array would exceed ``max_bytes``: read such a file chunk by
+        chunk with :meth:`read_chunk`, or pass a larger bound.
         """
         h = self.header
         lat = h.latent
@@ -274,6 +309,10 @@ class LdmzFile:
             if not -a <= channel < a:
                 raise IndexError(f"audio channel {channel} out of range for {a} channels")
             channel %= a
+        need = (a if channel is None else 1) * lat.channels * lat.frames * lat.freq_bins * 4
+        if need > max_bytes:
+            raise FormatError(self.name, f"its latents need {need} bytes, over the bound of "
+                                         f"{max_bytes}; read them chunk by chunk (read_chunk)")
         out = np.zeros((a if channel is None else 1, lat.channels, lat.frames, lat.freq_bins),
                        np.float32)
         for i, c in enumerate(h.chunks):
@@ -312,6 +351,15 @@ class LdmzFile:
     def to_bytes(self) -> bytes:
         """Serialize: preamble, msgpack header, chunks."""
         hbytes = _pack_header(self.header)
+        if len(hbytes) > MAX_HEADER_BYTES:  # the writer refuses what its reader would
+            raise FormatError(self.name, f"the header would take {len(hbytes)} bytes, over the "
+                                         f"limit of {MAX_HEADER_BYTES}; use longer chunks "
+                                         f"(--chunk-seconds) or fewer channels")
+        try:
+            _unpack_header(hbytes)
+        except ValueError as e:
+            raise FormatError(self.name, f"the header would be refused by readers ({e}); use "
+                                         f"longer chunks (--chunk-seconds)") from e
         major = VERSION_RANS if self.entropy_coded else VERSION_MAJOR
         head = struct.pack("<4sBBHI", MAGIC, major, 0, 0, len(hbytes))
         out = io.BytesIO()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from ldmz.formats.quantize import packed_size
 
 # Limits every reader enforces (see SPEC.md, "Limits").
 MAX_HEADER_BYTES = 16 * 1024 * 1024
-MAX_CHUNKS = 1 << 20
+MAX_CHUNKS = 1 << 16  # 182 h of 10 s chunks; keeps `ldmz info` on a full header within seconds
 MAX_CHUNK_RAW_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 65 * 1024 * 1024  # zstd's worst case for MAX_CHUNK_RAW_BYTES, rounded up
 MAX_CHUNK_VALUES = 1 << 24  # latent values in one chunk: audio_ch * latent_ch * frames * freq
@@ -21,7 +21,10 @@ MAX_TAGS = 64
 MAX_TAG_KEY = 64
 MAX_TAG_VALUE = 64 * 1024
 MAX_STRING = 4096
-MAX_QUANT_ABS = 1e30  # |q_offset| and |q_step| bound, so offset + step * 255 stays a float32
+MAX_QUANT_ABS = 1e6  # |q_offset| and |q_step| bound: latents are O(1), float16 tops at 65504
+MAX_GAIN = 1e4  # source.gain bound: 0 (silence) .. a peak 20000x full scale
+MAX_SAMPLE_RATE = 768_000  # source.sample_rate bound, as for the mel rate
+MAX_VALUES_PER_SECOND = 1 << 20  # latent values per second of audio per audio channel
 MAX_FRAMES = 1 << 40
 MAX_SAMPLES = 1 << 48
 QUANT_MODES = ("affine", "float16")  # format 1.x; 2.x codes "rans" (compact.py)
@@ -125,8 +128,15 @@ class Header:
     tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The header as plain Python types (format 1's msgpack map, also JSON-ready)."""
-        d: dict[str, Any] = _plain(asdict(self))
+        """The header as plain Python types (format 1's msgpack map, also JSON-ready).
+
+        Field by field rather than ``dataclasses.asdict`` (which deep-copies every value): a
+        header of 65536 chunk entries takes a fraction of a second, not a minute.
+        """
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+               if f.name != "chunks"}
+        out["chunks"] = [_chunk_dict(c) for c in self.chunks]
+        d: dict[str, Any] = {f.name: out[f.name] for f in fields(self)}
         if self.quantizer.mode != RANS:  # format 1 has no such keys
             del d["quantizer"]["quality"], d["quantizer"]["tables_sha256"]
         return d
@@ -156,6 +166,17 @@ class Header:
         """Bytes of the data section (all chunks)."""
         return sum(c.size for c in self.chunks)
 
+    @property
+    def frames_needed(self) -> int:
+        """Latent frames that ``source.samples`` of audio take (what a writer stores).
+
+        The source is resampled to the mel rate, padded to at least ``n_fft`` and to whole
+        latent frames. Cost follows this number, not ``latent.frames``.
+        """
+        s, m = self.source, self.mel
+        n = -(-s.samples * m.sample_rate // s.sample_rate)
+        return -(-max(n, m.n_fft) // (m.hop_length * self.latent.time_downsample))
+
     def chunk_shape(self, index: int) -> tuple[int, int, int, int]:
         """Shape (audio_channels, latent_channels, frames, freq_bins) of chunk ``index``."""
         c = self.chunks[index]
@@ -171,7 +192,15 @@ class Header:
         return a * sum(packed_size(b, t * f) for b in self.quantizer.bits)
 
 
+def _chunk_dict(c: ChunkEntry) -> dict[str, Any]:
+    return {"frame_start": c.frame_start, "frames": c.frames, "offset": c.offset,
+            "size": c.size, "raw_size": c.raw_size, "crc32": c.crc32,
+            "q_offset": [list(r) for r in c.q_offset], "q_step": [list(r) for r in c.q_step]}
+
+
 def _plain(x: Any) -> Any:
+    if is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in fields(x)}
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

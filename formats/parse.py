@@ -16,13 +16,16 @@ from ldmz.formats.header import (
     MAX_FRAMES,
     MAX_FRAMES_PER_CHUNK,
     MAX_FREQ_BINS,
+    MAX_GAIN,
     MAX_LATENT_CHANNELS,
     MAX_QUANT_ABS,
+    MAX_SAMPLE_RATE,
     MAX_SAMPLES,
     MAX_STRING,
     MAX_TAG_KEY,
     MAX_TAG_VALUE,
     MAX_TAGS,
+    MAX_VALUES_PER_SECOND,
     QUANT_MODES,
     ChunkEntry,
     Header,
@@ -118,11 +121,14 @@ def header_from_dict(d: Any, src: str) -> Header:
     sd = _get(d, "source", dict, src, "")
     channels = _int(sd, "channels", src, "source", 1, MAX_AUDIO_CHANNELS)
     source = SourceInfo(
-        sample_rate=_int(sd, "sample_rate", src, "source", 1, 10_000_000),
+        sample_rate=_int(sd, "sample_rate", src, "source", 1, MAX_SAMPLE_RATE),
         channels=channels,
         samples=_int(sd, "samples", src, "source", 0, MAX_SAMPLES),
-        gain=_floats(_get(sd, "gain", list, src, "source"), channels, src, "source.gain"),
+        gain=_floats(_get(sd, "gain", list, src, "source"), channels, src, "source.gain",
+                     MAX_GAIN),
     )
+    if any(g < 0 for g in source.gain):
+        raise FormatError(src, "header field 'source.gain' holds a negative value")
     ld = _get(d, "latent", dict, src, "")
     latent = LatentInfo(
         channels=_int(ld, "channels", src, "latent", 1, MAX_LATENT_CHANNELS),
@@ -173,7 +179,44 @@ def check_tags(tags: Any, src: str) -> dict[str, str]:
     return dict(tags)
 
 
+_CHUNK_INTS = (("frame_start", MAX_FRAMES), ("frames", 2 * MAX_FRAMES_PER_CHUNK),
+               ("offset", MAX_CHUNKS * MAX_CHUNK_BYTES), ("size", MAX_CHUNK_BYTES),
+               ("raw_size", MAX_CHUNK_RAW_BYTES), ("crc32", 0xFFFFFFFF))
+
+
+def _chunk_fast(c: Any, channels: int, lc: int, mode: str) -> ChunkEntry | None:
+    """A well-formed chunk entry, checked in one pass; None sends it to the slow path, which
+    finds and names the problem. Keeps parsing a header of 65536 entries to about a second."""
+    if type(c) is not dict:
+        return None
+    try:
+        ints = [c[k] for k, _ in _CHUNK_INTS]
+    except KeyError:
+        return None
+    for v, (_, hi) in zip(ints, _CHUNK_INTS, strict=True):
+        if type(v) is not int or not 0 <= v <= hi:
+            return None
+    if mode != "affine":
+        return ChunkEntry(*ints)
+    qo, qs = c.get("q_offset"), c.get("q_step")
+    if type(qo) is not list or type(qs) is not list or len(qo) != channels \
+            or len(qs) != channels:
+        return None
+    rows = []
+    for r in (*qo, *qs):
+        if type(r) is not list or len(r) != lc:
+            return None
+        for x in r:
+            if type(x) not in (float, int) or not abs(x) <= MAX_QUANT_ABS:  # NaN fails too
+                return None
+        rows.append(tuple(float(x) for x in r))
+    return ChunkEntry(*ints, tuple(rows[:channels]), tuple(rows[channels:]))
+
+
 def _chunk(c: Any, i: int, channels: int, latent: LatentInfo, mode: str, src: str) -> ChunkEntry:
+    fast = _chunk_fast(c, channels, latent.channels, mode)
+    if fast is not None:
+        return fast
     w = f"chunks[{i}]"
     fields: dict[str, Any] = dict(
         frame_start=_int(c, "frame_start", src, w, 0, MAX_FRAMES),
@@ -197,8 +240,34 @@ def _chunk(c: Any, i: int, channels: int, latent: LatentInfo, mode: str, src: st
     )
 
 
+def check_cost(h: Header, src: str) -> None:
+    """Tie the work a file can ask for to the audio it claims to hold.
+
+    Latent frames may not run far beyond what ``source.samples`` needs (decoders stop there
+    anyway), and the latent values per second of audio are bounded, so reading and decoding
+    cost a bounded multiple of the audio's duration, whatever the header's other numbers say.
+    """
+    s = h.source
+    if not 1 <= s.sample_rate <= MAX_SAMPLE_RATE:
+        raise FormatError(src, f"header field 'source.sample_rate' = {s.sample_rate} is outside "
+                               f"1..{MAX_SAMPLE_RATE}")
+    if not all(0 <= g <= MAX_GAIN for g in s.gain):
+        raise FormatError(src, f"header field 'source.gain' holds a value outside 0..{MAX_GAIN:g}")
+    lat, need = h.latent, h.frames_needed
+    if lat.frames > 2 * need + 64:
+        raise FormatError(src, f"latent.frames = {lat.frames}, but {h.source.samples} samples "
+                               f"need {need}: the header is inconsistent")
+    frame_rate = h.mel.sample_rate / (h.mel.hop_length * lat.time_downsample)
+    per_second = lat.channels * lat.freq_bins * frame_rate
+    if per_second > MAX_VALUES_PER_SECOND:
+        raise FormatError(src, f"{per_second:.0f} latent values per second of audio, over the "
+                               f"limit of {MAX_VALUES_PER_SECOND}")
+
+
 def check_layout(h: Header, src: str) -> None:
-    """Check that chunks tile the latent frames and the data section; raise FormatError if not."""
+    """Check the cost bounds (check_cost), then that chunks tile the latent frames and the data
+    section; raise FormatError if not. Both header formats end here."""
+    check_cost(h, src)
     lat = h.latent
     if lat.overlap >= lat.frames_per_chunk:
         raise FormatError(src, "latent.overlap must be smaller than latent.frames_per_chunk")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
@@ -54,16 +53,18 @@ def ask_save(parent: QWidget, title: str, default: str, filters: str,
 
 
 def save_png(widget: QWidget, path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Grab ``widget`` and write it as a PNG atomically (temporary file, then rename)."""
+    """Grab ``widget`` and write it as a PNG with the one atomic writer (fsync, umask mode)."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    from ldmz.formats.fileio import write_atomic
+
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        if not widget.grab().save(tmp, "PNG"):
-            raise OSError(f"{path}: could not write the PNG image")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not widget.grab().save(buf, "PNG"):
+        raise OSError(f"{path}: could not make the PNG image")
+    buf.close()
+    write_atomic(path, bytes(data.data()), overwrite=overwrite)

@@ -139,7 +139,8 @@ def compress(orig: Audio, enc: EncodeParams, dec: DecodeParams, tags: Mapping[st
     f = encode(orig.data, orig.sr, enc, tags=clean_tags(tags),
                progress=lambda d, t: report(d, t, "Encoding"))
     size = len(f.to_bytes())
-    audio, voc = decode(f, replace(dec, vocoder=dec.vocoder or enc.vocoder), orig.sr, report)
+    dec = replace(dec, vocoder=dec.vocoder or enc.vocoder, model=dec.model or enc.model)
+    audio, voc = decode(f, dec, orig.sr, report)
     return Coded(f, size, audio, measure(orig, audio, report), voc)
 
 

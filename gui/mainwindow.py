@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -174,7 +175,11 @@ class MainWindow(TransportMixin, WritingMixin, QMainWindow):
         if self.ldmz is None:
             self.error("Open or create a .ldmz file first: there is nothing to decode.")
             return
-        job = partial(jobs.decode_file, self.ldmz, self.ldmz_size, self.dec, self.orig)
+        dec = self.dec
+        if not dec.model and os.path.isdir(self.enc.model) and \
+                str(Path(self.enc.model).resolve()) == self.ldmz.header.model.id:
+            dec = replace(dec, model=self.enc.model)  # the folder picked here (hash checked)
+        job = partial(jobs.decode_file, self.ldmz, self.ldmz_size, dec, self.orig)
         self.tasks.start("codec", job, self._decoded, self._failed, self.status.progress)
 
     def cancel(self) -> None:

@@ -43,7 +43,8 @@ def test_encode_then_decode(tiny_audioldm: Path, tmp_path: Path, capsys) -> None
     f = LdmzFile.load(tmp_path / "a.ldmz")
     assert f.header.tags == {"title": "hello"} and max(f.header.quantizer.bits) == 3
     out = tmp_path / "b.flac"
-    rc = main(["decode", str(tmp_path / "a.ldmz"), "-o", str(out), "--sr", "16000", "-q"])
+    rc = main(["decode", str(tmp_path / "a.ldmz"), "-o", str(out), "--sr", "16000", "-q",
+               "--model", str(tiny_audioldm)])
     assert rc == 0, capsys.readouterr().err
     info = sf.info(out)
     assert (info.samplerate, info.channels, info.frames, info.format) == (16000, 2, 8000, "FLAC")
@@ -54,7 +55,8 @@ def test_direction_from_suffix(tiny_audioldm: Path, tmp_path: Path, capsys) -> N
     src = _wav(tmp_path / "s.wav")
     assert main([str(src), "--model", str(tiny_audioldm), "-q"]) == 0
     assert (tmp_path / "s.ldmz").is_file()
-    assert main([str(tmp_path / "s.ldmz"), "-o", str(tmp_path / "back.wav"), "-q"]) == 0
+    assert main([str(tmp_path / "s.ldmz"), "-o", str(tmp_path / "back.wav"), "-q",
+                 "--model", str(tiny_audioldm)]) == 0
     assert sf.info(tmp_path / "back.wav").frames == 8000
     assert capsys.readouterr().err == ""
 
@@ -111,7 +113,7 @@ def test_recursive_folder(tiny_audioldm: Path, tmp_path: Path, capsys) -> None: 
                str(tiny_audioldm), "-q"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["x.ldmz", "y.ldmz"]
-    rc = main(["decode", str(out), "-r", "--format", "flac", "-q"])
+    rc = main(["decode", str(out), "-r", "--format", "flac", "-q", "--model", str(tiny_audioldm)])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["x.ldmz", "x.ldmz.flac", "y.ldmz",
                                                      "y.ldmz.flac"]

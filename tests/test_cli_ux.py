@@ -31,6 +31,11 @@ def _wav(path: Path, seconds: float = 0.5, sr: int = 16000, channels: int = 1,
     return path
 
 
+def _m(tiny: Path) -> list[str]:
+    """A file names its model, never a folder: decoding one made by a folder names it."""
+    return ["--model", str(tiny)]
+
+
 def _ldmz(tiny: Path, folder: Path, name: str = "a", seconds: float = 0.5, *extra: str) -> Path:
     src = _wav(folder / f"{name}.wav", seconds)
     assert main(["encode", str(src), "--model", str(tiny), "-q", *extra]) == 0
@@ -47,11 +52,13 @@ def test_decode_without_o_never_aims_at_the_source(tiny_audioldm: Path, tmp_path
     src = _wav(tmp_path / "song.wav")
     before = src.read_bytes()
     assert main([str(src), "--model", str(tiny_audioldm), "-q"]) == 0
-    assert main([str(tmp_path / "song.ldmz"), "-q"]) == 0  # the natural round trip
+    # the natural round trip
+    assert main([str(tmp_path / "song.ldmz"), "-q", *_m(tiny_audioldm)]) == 0
     assert src.read_bytes() == before
     out = tmp_path / "song.ldmz.wav"
     assert sf.info(out).frames == 8000 and sf.info(out).subtype == "FLOAT"
-    assert main([str(tmp_path / "song.ldmz"), "-q"]) == 1  # again: refused, --force is safe
+    # again: refused, --force is safe
+    assert main([str(tmp_path / "song.ldmz"), "-q", *_m(tiny_audioldm)]) == 1
     assert "--force" in _err_lines(capsys)[0]
 
 
@@ -60,12 +67,12 @@ def test_force_is_never_suggested_onto_the_source(tiny_audioldm: Path, tmp_path:
     f = _ldmz(tiny_audioldm, tmp_path, "song")
     src = tmp_path / "song.wav"
     before = src.read_bytes()
-    assert main(["decode", str(f), "-o", str(src), "-q"]) == 1
+    assert main(["decode", *_m(tiny_audioldm), str(f), "-o", str(src), "-q"]) == 1
     err = _err_lines(capsys)
     assert len(err) == 1 and "may be the original" in err[0] and "--force" not in err[0]
     assert src.read_bytes() == before
     other = _wav(tmp_path / "other.wav", seconds=0.3)  # not the source: --force is offered
-    assert main(["decode", str(f), "-o", str(other), "-q"]) == 1
+    assert main(["decode", *_m(tiny_audioldm), str(f), "-o", str(other), "-q"]) == 1
     assert "--force" in _err_lines(capsys)[0]
 
 
@@ -142,7 +149,7 @@ def test_stdin_and_stdout(tiny_audioldm: Path, tmp_path: Path,
     got = LdmzFile.from_bytes(capsysbinary.readouterr().out)
     assert got.header.source.samples == 8000
     _stdin(monkeypatch, (tmp_path / "x.ldmz").read_bytes())  # ldmz decode - -o - | aplay
-    assert main(["decode", "-", "-o", "-", "-q"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), "-", "-o", "-", "-q"]) == 0
     wav, err = capsysbinary.readouterr()
     y, sr = sf.read(io.BytesIO(wav), dtype="float32")
     assert (len(y), sr, err) == (8000, 16000, b"")
@@ -163,7 +170,7 @@ def test_no_binary_onto_a_terminal(tiny_audioldm: Path, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     f = _ldmz(tiny_audioldm, tmp_path)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    assert main(["decode", str(f), "-o", "-"]) == 1
+    assert main(["decode", *_m(tiny_audioldm), str(f), "-o", "-"]) == 1
     err = _err_lines(capsys)
     assert len(err) == 1 and "terminal" in err[0]
 
@@ -180,13 +187,14 @@ def test_one_line_per_file_and_quiet(tiny_audioldm: Path, tmp_path: Path,
     assert re.match(pat.format(re.escape(str(a)), re.escape(str(tmp_path / "a.ldmz")), "0.50"),
                     err[0]), err[0]
     assert re.match(pat.format(re.escape(str(b)), ".*b.ldmz", "1.00"), err[1]), err[1]
-    assert main(["decode", str(tmp_path / "a.ldmz")]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "a.ldmz")]) == 0
     err = _err_lines(capsys)
     assert len(err) == 1 and "a.ldmz.wav: 0.50 s" in err[0] and "dBFS" in err[0]
-    assert main(["decode", str(tmp_path / "b.ldmz"), "-q"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "b.ldmz"), "-q"]) == 0
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # on a terminal: progress
-    assert main(["decode", str(tmp_path / "a.ldmz"), str(tmp_path / "b.ldmz"), "-f"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "a.ldmz"),
+                 str(tmp_path / "b.ldmz"), "-f"]) == 0
     assert "2/2" in capsys.readouterr().err
 
 
@@ -201,7 +209,8 @@ def test_tags_from_source_options_and_back(tiny_audioldm: Path, tmp_path: Path,
     assert tags == {"title": "Song", "artist": "Me", "album": "Other", "date": "2020",
                     "genre": "Jazz"}
     for fmt in ("wav", "flac"):
-        assert main(["decode", str(tmp_path / "t.ldmz"), "--format", fmt, "-q"]) == 0
+        assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "t.ldmz"), "--format", fmt,
+                     "-q"]) == 0
         with sf.SoundFile(tmp_path / f"t.ldmz.{fmt}") as f:
             got = f.copy_metadata()
             assert got.pop("software").startswith("ldmz 0.1.0") and got == tags, fmt
@@ -243,10 +252,10 @@ def test_salvage_decodes_the_rest_and_names_the_damage(tiny_audioldm: Path, tmp_
     n_chunks = len(LdmzFile.load(f).header.chunks)
     assert n_chunks >= 5
     _damage(f, 2)
-    assert main(["decode", str(f), "-q"]) == 1
+    assert main(["decode", *_m(tiny_audioldm), str(f), "-q"]) == 1
     err = _err_lines(capsys)
     assert len(err) == 1 and "--salvage" in err[0]
-    assert main(["decode", str(f), "--salvage", "-q"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(f), "--salvage", "-q"]) == 0
     err = _err_lines(capsys)
     assert len(err) == 1 and re.search(r"chunk 2 \(([\d.]+)-([\d.]+) s\).*silence", err[0])
     start, end = map(float, re.search(r"\(([\d.]+)-([\d.]+) s\)", err[0]).groups())
@@ -267,7 +276,8 @@ def test_salvage_a_truncated_file(tiny_audioldm: Path, tmp_path: Path,
     f = _ldmz(tiny_audioldm, tmp_path, "cut", 3.0, "--chunk-seconds", "0.5")
     n = len(LdmzFile.load(f).header.chunks)
     f.write_bytes(f.read_bytes()[:-30])  # an interrupted download
-    assert main(["decode", str(f), "--salvage", "-o", str(tmp_path / "cut.flac"), "-q"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(f), "--salvage", "-o",
+                 str(tmp_path / "cut.flac"), "-q"]) == 0
     err = _err_lines(capsys)
     assert len(err) == 1 and f"chunk {n - 1} (" in err[0]
     assert sf.info(tmp_path / "cut.flac").frames == 3 * 16000

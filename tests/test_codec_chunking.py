@@ -154,8 +154,9 @@ def test_memory_does_not_grow_with_duration(tiny_audioldm: Path, signals,  # noq
     monkeypatch.setattr(Vocoder, "__call__", lambda self, m: voc_in.append(m.shape[-2])
                         or real_voc(self, m))
     monkeypatch.setattr(api, "VOCODER_WINDOW", 200)  # so both durations fill whole windows
+    monkeypatch.setattr(api, "model_window", lambda m: 50)  # decode windows of 2 s, as encode
     ep = EncodeParams(model=str(tiny_audioldm), device="cpu", chunk_seconds=2.0)
-    dp = DecodeParams(sr=48000, device="cpu")
+    dp = DecodeParams(sr=48000, device="cpu", model=str(tiny_audioldm))
     files, enc, dec, calls = {}, {}, {}, {}
     for sec in (4.0, 4, 12):  # whole 2 s windows: one model input shape; the first warms up
         x = signals.sine(sec, 16000)
@@ -187,8 +188,9 @@ def test_decode_stream_vocoder_window_changes_latency_not_output(tiny_audioldm: 
     """A small vocoder window (players) gives the same samples as the default one."""
     audio = signals.chirp(3.0, 16000)[None]
     f = api.encode(audio, 16000, EncodeParams(model=str(tiny_audioldm), bits=8))
-    whole = np.concatenate(list(api.decode_stream(f, DecodeParams(vocoder="hifigan"))))
-    small = api.decode_stream(f, DecodeParams(vocoder="hifigan"), vocoder_window=40)
+    dp = DecodeParams(vocoder="hifigan", model=str(tiny_audioldm))
+    whole = np.concatenate(list(api.decode_stream(f, dp)))
+    small = api.decode_stream(f, dp, vocoder_window=40)
     blocks = list(small)
     assert len(blocks) > 3
     got = np.concatenate(blocks)

@@ -25,7 +25,8 @@ def _roundtrip(path: Path, model: Path, capsys) -> np.ndarray:  # noqa: ANN001
     rc, err = _run(["encode", str(path), "--model", str(model)], capsys)
     assert (rc, err) == (0, [])
     out = path.with_name(path.stem + ".out.wav")
-    rc, err = _run(["decode", str(path.with_suffix(".ldmz")), "-o", str(out)], capsys)
+    rc, err = _run(["decode", str(path.with_suffix(".ldmz")), "-o", str(out), "--model",
+                    str(model)], capsys)
     assert (rc, err) == (0, [])
     y, sr = sf.read(out, always_2d=True)
     assert sr == sf.info(path).samplerate

@@ -39,7 +39,7 @@ def test_header_and_hifigan_roundtrip(tiny_audioldm: Path, signals) -> None:  # 
     assert max(h.quantizer.bits) == 4
     assert h.tags == {"title": "chirp ♪"}
     assert h.vocoder == "hifigan" and h.writer.startswith("ldmz ")
-    y, sr = decode(f, vocoder="hifigan")
+    y, sr = decode(f, DecodeParams(model=str(tiny_audioldm)), vocoder="hifigan")
     assert (y.shape, sr, y.dtype) == ((1, 16000), 16000, np.float32)
     assert np.isfinite(y).all() and np.abs(y).max() > 1e-3
 
@@ -52,17 +52,19 @@ def test_channels_rates_and_sr_param(tiny_audioldm: Path, signals, channels: int
     f = encode(audio, sr, EncodeParams(model=str(tiny_audioldm), chunk_seconds=0.3))
     assert (f.header.source.channels, f.header.source.samples) == (channels, len(x))
     assert f.header.source.gain[1] == 0.0
-    y, out_sr = decode(f, DecodeParams(vocoder="griffinlim", griffinlim_iters=FAST_GL))
+    y, out_sr = decode(f, DecodeParams(vocoder="griffinlim", griffinlim_iters=FAST_GL,
+                                       model=str(tiny_audioldm)))
     assert (y.shape, out_sr) == ((channels, len(x)), sr)
     assert not y[1].any()  # the silent channel stays silent: channels are coded independently
-    y8, sr8 = decode(f, DecodeParams(vocoder="griffinlim", griffinlim_iters=FAST_GL, sr=8000))
+    y8, sr8 = decode(f, DecodeParams(vocoder="griffinlim", griffinlim_iters=FAST_GL,
+                                     model=str(tiny_audioldm), sr=8000))
     assert (y8.shape, sr8) == ((channels, round(len(x) * 8000 / sr)), 8000)
 
 
 def test_universal_through_the_mel_adapter(tiny_audioldm: Path, signals) -> None:  # noqa: ANN001
     x = signals.chirp(0.3, 16000)
     f = encode(x, 16000, EncodeParams(model=str(tiny_audioldm)))
-    st = decode_stream(f, vocoder="universal")
+    st = decode_stream(f, DecodeParams(model=str(tiny_audioldm)), vocoder="universal")
     assert st.vocoder == "universal"
     y = np.concatenate(list(st))
     assert y.shape == (len(x), 1) and np.isfinite(y).all()
@@ -78,7 +80,7 @@ def test_patchvae_folder_and_its_default_vocoder(tiny_patchvae: Path, signals) -
     assert (h.latent.channels, h.latent.freq_bins) == (8, 20)
     assert h.vocoder == "universal"  # from the folder's ldmz.json
     assert h.model.weights_sha256 == weights_hash(tiny_patchvae)
-    y, sr = decode(f)
+    y, sr = decode(f, DecodeParams(model=str(tiny_patchvae)))
     assert (y.shape, sr) == ((1, len(x)), 22050) and np.isfinite(y).all()
 
 
@@ -86,10 +88,11 @@ def test_vocoder_choice(tiny_audioldm: Path, signals) -> None:  # noqa: ANN001
     x = signals.chirp(0.3, 16000)
     f = encode(x, 16000, EncodeParams(model=str(tiny_audioldm), vocoder="griffinlim"))
     assert f.header.vocoder == "griffinlim"
-    assert decode_stream(f).vocoder == "griffinlim"  # the file's default
-    assert decode_stream(f, DecodeParams(vocoder="hifigan")).vocoder == "hifigan"
-    assert decode_stream(f, DecodeParams(vocoder="hifigan"), vocoder="griffinlim").vocoder \
-        == "griffinlim"  # the keyword wins over params
+    m = str(tiny_audioldm)
+    assert decode_stream(f, DecodeParams(model=m)).vocoder == "griffinlim"  # the file's default
+    assert decode_stream(f, DecodeParams(model=m, vocoder="hifigan")).vocoder == "hifigan"
+    assert decode_stream(f, DecodeParams(model=m, vocoder="hifigan"), vocoder="griffinlim"
+                         ).vocoder == "griffinlim"  # the keyword wins over params
 
 
 def test_encode_feeds_the_vae_the_pinned_front_end(tiny_audioldm: Path, signals,  # noqa: ANN001
@@ -119,7 +122,7 @@ def test_load_decodes_ldmz_files(tiny_audioldm: Path, signals, tmp_path: Path) -
     x = signals.chirp(0.3, 16000)
     path = tmp_path / "x.ldmz"
     encode(x, 16000, EncodeParams(model=str(tiny_audioldm))).save(path)
-    y, sr = load(path, sr=8000)
+    y, sr = load(path, sr=8000, model=str(tiny_audioldm))
     assert (y.shape, sr) == ((1, 2400), 8000)
 
 

@@ -166,7 +166,8 @@ def test_open_wav_fills_plots(qtbot: object, win: MainWindow, wav: Path, dialogs
 
 
 def test_open_ldmz_shows_header_and_decodes(qtbot: object, win: MainWindow, ldmz_path: Path,
-                                            dialogs: list) -> None:
+                                            dialogs: list, tiny_model: Path) -> None:
+    win.codec.model.setCurrentText(str(tiny_model))  # a file names no folder: the user picks it
     assert win.open_path(ldmz_path)  # read and verified in the worker, not this thread
     qtbot.waitUntil(lambda: win.ldmz is not None, timeout=20000)
     info = dict(win.info.pairs)  # shown before the background decode
@@ -516,7 +517,8 @@ def test_view_controls_and_readout(qtbot: object, win: MainWindow, wav: Path) ->
 
 
 def test_original_for_comparison_measures(qtbot: object, win: MainWindow, ldmz_path: Path,
-                                          wav: Path, dialogs: list) -> None:
+                                          wav: Path, dialogs: list, tiny_model: Path) -> None:
+    win.codec.model.setCurrentText(str(tiny_model))
     win.open_path(ldmz_path)
     idle(qtbot, win)
     assert win.metrics.values()["Quality metrics"] == "n/a"
@@ -623,10 +625,12 @@ def test_discard_prompt_offers_save(qtbot: object, win: MainWindow, wav: Path, t
 
 
 def test_gui_metrics_are_ldmz_eval_metrics(qtbot: object, win: MainWindow, ldmz_path: Path,
-                                           wav: Path, capsys: pytest.CaptureFixture) -> None:
+                                           wav: Path, capsys: pytest.CaptureFixture,
+                                           tiny_model: Path) -> None:
     from ldmz.codec.cli import main as cli_main
 
-    win.dec = DecodeParams(vocoder="griffinlim")  # as `ldmz eval --vocoder griffinlim` decodes
+    # as `ldmz eval --vocoder griffinlim --model FOLDER` decodes (a file names no folder)
+    win.dec = DecodeParams(vocoder="griffinlim", model=str(tiny_model))
     win.open_path(ldmz_path)
     idle(qtbot, win)
     win.open_path(wav, as_original=True)
@@ -634,7 +638,8 @@ def test_gui_metrics_are_ldmz_eval_metrics(qtbot: object, win: MainWindow, ldmz_
     idle(qtbot, win)
     gui = {m.name: m.value for m in win.coded.report.metrics}
     capsys.readouterr()
-    assert cli_main(["eval", str(wav), str(ldmz_path), "--json", "--vocoder", "griffinlim"]) == 0
+    assert cli_main(["eval", str(wav), str(ldmz_path), "--json", "--vocoder", "griffinlim",
+                     "--model", str(tiny_model)]) == 0
     cli = json.loads(capsys.readouterr().out)
     assert cli["delay_samples"] == win.coded.report.delay_samples == 0
     for m in cli["metrics"]:

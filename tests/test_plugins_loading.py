@@ -171,8 +171,9 @@ def test_decode_with_plugin_vocoder(installed: Path, tiny_patchvae: Path) -> Non
 
     x = np.sin(np.arange(int(1.5 * SR)) * 0.05).astype(np.float32) * 0.3
     f = encode(x, SR, EncodeParams(model=str(tiny_patchvae)))
-    assert decode_stream(f, DecodeParams(vocoder="demo-const")).vocoder == "demo-const"
-    y, sr = decode(f, DecodeParams(vocoder="demo-const"))
+    dp = DecodeParams(vocoder="demo-const", model=str(tiny_patchvae))
+    assert decode_stream(f, dp).vocoder == "demo-const"
+    y, sr = decode(f, dp)
     mod = _module("voc")
     model, device = mod.CALLS[-1]
     assert device == model.device == "cpu" and model.info.id == str(tiny_patchvae.resolve())
@@ -227,7 +228,8 @@ def test_cli_decode_vocoder_option_takes_a_plugin(installed: Path, tmp_path: Pat
     z, out = tmp_path / "in.ldmz", tmp_path / "out.wav"
     assert _run(["encode", str(tmp_path / "in.wav"), "--model", str(tiny_patchvae), "-q",
                  "-o", str(z)]) == 0
-    assert _run(["decode", str(z), "--vocoder", "demo-const", "-q", "-o", str(out)]) == 0
+    assert _run(["decode", str(z), "--vocoder", "demo-const", "-q", "-o", str(out),
+                 "--model", str(tiny_patchvae)]) == 0
     y, sr = sf.read(out, dtype="float32")
     assert sr == SR and len(y) == len(x)
     np.testing.assert_allclose(y, y[len(y) // 2], atol=1 / 2**15)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ldmz.codec.bench.plan import BenchResult
+from ldmz.formats.fileio import atomic_file, write_atomic
+
+REPORTS = ("results.md", "results.csv", "results_clips.csv", "rate_quality.png",
+           "spectrogram.png")
 
 PLOT_METRICS = (("mel_l1", "log-mel L1 (64-bin 16 kHz) ↓"), ("pesq_wb", "PESQ-WB ↑"),
                 ("stoi", "STOI ↑"))
@@ -28,11 +33,18 @@ def _fmt(v: object, digits: int = 3) -> str:
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if r.get(k) is None else r[k] for k in keys})
+    fh = io.StringIO(newline="")
+    w = csv.DictWriter(fh, keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in keys})
+    write_atomic(path, fh.getvalue().encode("utf-8"), overwrite=True)
+
+
+def _save_fig(fig, path: Path) -> None:  # noqa: ANN001 - a matplotlib Figure
+    """A figure as PNG, written atomically like every other output."""
+    with atomic_file(path, overwrite=True) as fh:
+        fig.savefig(fh, format="png", dpi=110)
 
 
 def _table(head: list[str], body: list[list[str]]) -> list[str]:
@@ -128,7 +140,7 @@ def write_markdown(res: BenchResult, path: Path) -> None:
         lines.append("")
     lines += ["## Per category", *category_tables(res), ""]
     lines += ["![rate-quality](rate_quality.png)", "", "![spectrograms](spectrogram.png)", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_atomic(path, "\n".join(lines).encode("utf-8"), overwrite=True)
 
 
 def _series(res: BenchResult, cat: str) -> dict[str, list[dict[str, Any]]]:
@@ -202,7 +214,7 @@ def plot_rate_quality(res: BenchResult, out: Path) -> list[Path]:
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.04 + 0.1 / len(cats), 1, 1))
     paths.append(out / "rate_quality.png")
-    fig.savefig(paths[-1], dpi=110)
+    _save_fig(fig, paths[-1])
     plt.close(fig)
     for cat in cats:
         fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -210,7 +222,7 @@ def plot_rate_quality(res: BenchResult, out: Path) -> list[Path]:
         axes[0].legend(fontsize=7)
         fig.tight_layout()
         paths.append(out / f"rate_quality_{cat}.png")
-        fig.savefig(paths[-1], dpi=110)
+        _save_fig(fig, paths[-1])
         plt.close(fig)
     return paths
 
@@ -241,7 +253,7 @@ def plot_spectrogram(res: BenchResult, out: Path) -> Path:
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
     path = out / "spectrogram.png"
-    fig.savefig(path, dpi=110)
+    _save_fig(fig, path)
     plt.close(fig)
     return path
 

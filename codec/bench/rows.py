@@ -91,7 +91,7 @@ def run_ldmz(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
     t1 = time.perf_counter()
     y, ysr = decode(LdmzFile.from_bytes(data), DecodeParams(
         vocoder=row.vocoder, griffinlim_iters=ctx.griffinlim_iters, precision=ctx.precision,
-        offline=True))
+        offline=True, model=row.model))
     t2 = time.perf_counter()
     return Output(y, ysr, kbps(len(data), audio.shape[1] / sr), t1 - t0, t2 - t1)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -118,6 +121,46 @@ def _quiet_broken_pipe() -> int:
     return 141  # 128 + SIGPIPE, as the shell reports a process killed by it
 
 
+# Libraries' own chatter (Hugging Face, diffusers, transformers) is off: one line per problem.
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "DIFFUSERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+             "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: unwind like an exception, so partial outputs are removed; exit 143."""
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """ldmz's own warnings (AudioWarning) as one plain line each; other libraries' held back."""
+    from ldmz.codec.audio_io import AudioWarning
+    from ldmz.formats.printable import printable
+
+    def show(message: object, category: type, *rest: object, **kw: object) -> None:
+        print(f"warning: {printable(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", AudioWarning)
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    try:
+        old = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]) and return the exit code."""
     args_list = _infer_command(list(sys.argv[1:] if argv is None else argv))
@@ -128,8 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
     try:
-        return int(args.run(args))
+        with _sigterm_unwinds(), _one_line_warnings():
+            return int(args.run(args))
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except KeyboardInterrupt:
@@ -145,7 +191,9 @@ def _one_line(e: BaseException) -> str:
         text = f"{e.filename}: {e.strerror}"
     else:
         text = str(e) or type(e).__name__
-    return " ".join(text.split())
+    from ldmz.formats.printable import printable
+
+    return printable(" ".join(text.split()))
 
 
 def report(prefix: str, e: Exception) -> int:

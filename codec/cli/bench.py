@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="folder of <category>/*.flac clips")
     p.add_argument("--out", default="bench-results", metavar="DIR",
                    help="output folder (default: %(default)s)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite the reports of an earlier run in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--quick", action="store_true",
                    help="one short clip per category and a reduced sweep (smoke test)")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
@@ -65,16 +68,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Plan, run with a progress bar, write the outputs and print where they are."""
+    from pathlib import Path
+
     from tqdm import tqdm
 
     from ldmz.codec.bench.plan import BenchParams, plan
-    from ldmz.codec.bench.report import write_all
+    from ldmz.codec.bench.report import REPORTS, write_all
     from ldmz.codec.bench.run import run as run_bench
     from ldmz.codec.cli import plural
     from ldmz.codec.errors import UsageError
 
     if not 1 <= min(args.bits) <= max(args.bits) <= 8:
         raise UsageError("--bits must lie in 1..8")
+    old = [Path(args.out) / n for n in REPORTS if (Path(args.out) / n).exists()]
+    if old and not args.force:  # refused before hours of work, not after
+        raise FileExistsError(f"{old[0]}: already exists (use --force to overwrite the "
+                              f"reports in {args.out})")
     params = BenchParams(
         models=tuple(args.models or ()), bits=tuple(args.bits), opus_kbps=tuple(args.opus),
         mp3_kbps=tuple(args.mp3), normalizations=tuple(args.normalizations),
@@ -83,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds, mono=not args.keep_channels, threads=args.threads,
         metrics=tuple(args.metrics), qualities=tuple(args.quality), groups=tuple(args.groups))
     pl = plan(args.corpus, params)
-    with tqdm(total=pl.jobs, unit="run", dynamic_ncols=True) as bar:
+    with tqdm(total=pl.jobs, unit="run", dynamic_ncols=True,
+              disable=True if args.quiet else None) as bar:
         def step(desc: str) -> None:
             bar.set_postfix_str(desc[-60:], refresh=False)
             bar.update()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -154,19 +155,42 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     pd.set_defaults(run=run_decode)
 
 
-def _collect(inputs: list[str], recursive: bool, suffixes: set[str]) -> list[Path]:
-    out = []
+def _collect(inputs: list[str], recursive: bool,
+             suffixes: set[str]) -> tuple[list[Path], list[tuple[Path, Exception]]]:
+    """The files to convert, and the inputs that are bad as given (a folder without -r)."""
+    out, bad = [], []
     for s in inputs:
         p = Path(s)
         if s == "-":
             out.append(STDIO)
         elif p.is_dir():
             if not recursive:
-                raise IsADirectoryError(f"{p}: is a folder (use -r to convert its files)")
+                bad.append((p, IsADirectoryError(f"{p}: is a folder (use -r to convert its "
+                                                 f"files)")))
+                continue
             out += sorted(q for q in p.rglob("*") if q.suffix.lower() in suffixes and q.is_file())
         else:
             out.append(p)
-    return out
+    return out, bad
+
+
+def _clashes(pairs: list[tuple[Path, Path]]) -> dict[Path, Exception]:
+    """Inputs whose outputs would be the same file (``a/x.wav`` and ``b/x.wav`` into one -o)."""
+    by_target: dict[str, list[Path]] = {}
+    for src, dst in pairs:
+        by_target.setdefault(os.path.normcase(os.path.abspath(dst)), []).append(src)
+    bad: dict[Path, Exception] = {}
+    for key, srcs in by_target.items():
+        for src in srcs[1:] if len(srcs) > 1 else ():
+            bad[src] = FileExistsError(
+                f"{src}: its output {key} would also be written from {srcs[0]}; convert them "
+                f"into separate folders (-o) or rename one")
+        if len(srcs) > 1:
+            bad[srcs[0]] = FileExistsError(
+                f"{srcs[0]}: its output {key} would also be written from "
+                f"{', '.join(map(str, srcs[1:]))}; convert them into separate folders (-o) or "
+                f"rename one")
+    return bad
 
 
 def _target(src: Path, output: str | None, suffix: str, many: bool) -> Path | None:
@@ -184,9 +208,11 @@ def _target(src: Path, output: str | None, suffix: str, many: bool) -> Path | No
     return o
 
 
-def message(src: Path, e: BaseException) -> str:
-    """One line naming the file, what went wrong and what to do about it."""
+def message(src: Path, e: BaseException, command: str = "") -> str:
+    """One line naming the file, what went wrong and what to do about it (printable)."""
+    from ldmz.codec.audio_io import FULL_DISK
     from ldmz.formats import FormatError, LdmzError, VersionError
+    from ldmz.formats.printable import printable
 
     text = " ".join(str(e).split())
     if isinstance(e, VersionError):
@@ -195,14 +221,19 @@ def message(src: Path, e: BaseException) -> str:
         text += "; `ldmz decode --salvage` decodes the intact chunks, or re-encode it"
     elif isinstance(e, FormatError):
         text += "; the file is damaged or not a .ldmz file: re-encode it from the source audio"
+    elif isinstance(e, OSError) and e.errno in FULL_DISK:
+        where = e.filename or src
+        text = f"{where}: disk full ({e.strerror or text}); free some space or write elsewhere"
     elif isinstance(e, OSError) and not isinstance(e, LdmzError | FileExistsError) \
             and e.filename:
         text = f"{e.filename}: {e.strerror or text}; check the path and its permissions"
     elif isinstance(e, MemoryError):
-        text = "out of memory; try --chunk-seconds smaller or free some memory"
+        text = "out of memory" + ("; try a smaller --chunk-seconds" if command == "encode"
+                                  else "") + ", or free some memory"
     elif not isinstance(e, LdmzError | OSError | ValueError):
         text = f"failed ({type(e).__name__}: {text}); please report this with the file"
-    return text if str(src) in text or isinstance(e, FileExistsError) else f"{src}: {text}"
+    return printable(text if str(src) in text or isinstance(e, FileExistsError)
+                     else f"{src}: {text}")
 
 
 def _exists(src: Path, dst: Path) -> str:
@@ -222,10 +253,16 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str,
            exists: Callable[[Path, Path], str] = _exists) -> int:
     from tqdm import tqdm
 
-    files = _collect(args.inputs, args.recursive, suffixes)
+    from ldmz.formats.printable import printable
+
+    files, bad = _collect(args.inputs, args.recursive, suffixes)
+    for src, e in bad:  # one bad input (a folder without -r): reported, the rest still run
+        tqdm.write(message(src, e, args.command), file=sys.stderr)
     if not files:
-        raise FileNotFoundError(f"{', '.join(args.inputs)}: no {'/'.join(sorted(suffixes))} "
-                                f"files there")
+        if bad:
+            return 1
+        raise FileNotFoundError(printable(f"{', '.join(args.inputs)}: no "
+                                          f"{'/'.join(sorted(suffixes))} files there"))
     many = len(files) > 1 or any(Path(s).is_dir() for s in args.inputs)
     if args.output == "-" and many:
         raise ParamError("-o -: standard output takes one input; give a folder for several")
@@ -234,12 +271,15 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str,
             out_suffix, ".ldmz", ".wav", ".flac"):
         raise NotADirectoryError(f"{out}: -o names a file, but there are several inputs; "
                                  f"give a folder")
-    failed = 0
-    bar = tqdm(files, unit="file", file=sys.stderr,
-               disable=args.quiet or len(files) < 2 or not sys.stderr.isatty())
-    for src in bar:
-        dst = _target(src, args.output, out_suffix, many)
+    pairs = [(src, _target(src, args.output, out_suffix, many)) for src in files]
+    clash = _clashes([(s, d) for s, d in pairs if d is not None])  # refused up front, by name
+    failed = len(bad)
+    bar = tqdm(pairs, unit="file", file=sys.stderr,
+               disable=True if args.quiet or len(files) < 2 else None)  # None: a TTY only
+    for src, dst in bar:
         try:
+            if src in clash:
+                raise clash[src]
             if dst is None and sys.stdout.isatty():
                 raise ParamError(f"{src}: will not write binary data to a terminal; give "
                                  f"-o FILE or pipe the output")
@@ -255,7 +295,7 @@ def _batch(args: argparse.Namespace, suffixes: set[str], out_suffix: str,
             raise
         except Exception as e:  # noqa: BLE001 - one line per bad file, then go on
             failed += 1
-            tqdm.write(message(src, e), file=sys.stderr)
+            tqdm.write(message(src, e, args.command), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -379,7 +419,8 @@ def _decode_exists(src: Path, dst: Path) -> str:
 
         from ldmz.formats import LdmzFile
 
-        s = LdmzFile.load(src, lazy=True).header.source
+        with LdmzFile.load(src, lazy=True) as lf:
+            s = lf.header.source
         with sf.SoundFile(str(dst)) as i:
             ours = (i.software or "").startswith("ldmz ")
             shape = (i.frames, i.samplerate, i.channels)
@@ -417,7 +458,7 @@ def run_decode(args: argparse.Namespace) -> int:
             damage = damaged_chunks(f)
             f = Salvaged(f, damage) if damage else f
         else:
-            f, damage = LdmzFile.load(where), []
+            f, damage = LdmzFile.load(where, lazy=True), []  # chunks checked as they are read
         progress, close = _bar(args, src.name)
         try:
             t_load = time.perf_counter()

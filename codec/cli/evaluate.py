@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("degraded", nargs="+", metavar="DEG", help="audio files or .ldmz files")
     p.add_argument("--vocoder", default="", metavar="NAME",
                    help="vocoder for .ldmz inputs (default: the file's)")
+    p.add_argument("--model", default="", metavar="NAME",
+                   help="model name or folder for .ldmz inputs (default: the one each names)")
     p.add_argument("--json", action="store_true", help="one JSON object per DEG")
     p.add_argument("--visqol", action="store_true",
                    help="also compute ViSQOL (slow; off by default, as in `ldmz bench`)")
@@ -58,35 +59,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="vocoder for the decode (default: the file's)")
     d.add_argument("--out", default="demo-out", metavar="DIR",
                    help="folder for the .ldmz and decoded WAV (default: %(default)s)")
+    d.add_argument("-f", "--force", action="store_true",
+                   help="overwrite the .ldmz and WAV already in --out")
     d.set_defaults(run=run_demo)
 
 
-def _degraded(path: str, vocoder: str) -> tuple[np.ndarray, int, float | None]:
-    from ldmz.codec.audio_io import read_audio
+def _degraded(path: str, vocoder: str,
+              model: str = "") -> tuple[np.ndarray, int, float | None]:
+    from ldmz.codec.audio_io import check_audio, read_audio
 
     if path.lower().endswith(".ldmz"):
         from ldmz.codec.api import decode
         from ldmz.codec.params import DecodeParams
         from ldmz.formats import LdmzFile
 
-        f = LdmzFile.load(path)
-        audio, sr = decode(f, DecodeParams(vocoder=vocoder))
-        return audio, sr, f.header.bitrate_kbps(os.path.getsize(path))
+        with LdmzFile.load(path, lazy=True) as f:
+            audio, sr = decode(f, DecodeParams(vocoder=vocoder, model=model))
+            rate = f.header.bitrate_kbps(f.file_size)
+        return check_audio(audio, path), sr, rate
     audio, sr = read_audio(path)
-    return audio, sr, None
+    return check_audio(audio, path), sr, None
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Compare each DEG with REF and print the metrics (each with its better direction)."""
-    from ldmz.codec.audio_io import read_audio
+    from ldmz.codec.audio_io import check_audio, read_audio
     from ldmz.codec.metrics import CompareParams, compare
+    from ldmz.formats.printable import printable
 
     ref, ref_sr = read_audio(args.reference)
+    ref = check_audio(ref, args.reference)  # a bad reference is blamed on the reference
     ref_s = ref.shape[-1] / ref_sr
     rc = 0
     for path in args.degraded:
         try:
-            deg, sr, kbps = _degraded(path, args.vocoder)
+            deg, sr, kbps = _degraded(path, args.vocoder, args.model)
             # a decoded .ldmz is sample-aligned by construction; cross-correlation misplaces
             # phase-free vocoder output, so only other audio is delay-compensated
             align = (not path.lower().endswith(".ldmz")) if args.align == "auto" \
@@ -98,7 +105,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
             if not isinstance(e, (LdmzError, OSError, ValueError)):
                 raise
-            print(f"{path}: {e}" if path not in str(e) else str(e), file=sys.stderr)
+            print(printable(f"{path}: {e}" if path not in str(e) else str(e)), file=sys.stderr)
             rc = 1
             continue
         deg_s = deg.shape[-1] / sr
@@ -128,16 +135,19 @@ def run_demo(args: argparse.Namespace) -> int:
     ep = EncodeParams()
     ep = EncodeParams(model=args.model or ep.model, bits=args.bits or ep.bits)
     out = Path(args.out)
+    ldmz_path, wav_path = out / (src.stem + ".ldmz"), out / (src.stem + ".decoded.wav")
+    for p in (ldmz_path, wav_path):  # refuse before the work, not after it
+        if p.exists() and not args.force:
+            raise FileExistsError(f"{p}: already exists (use --force to overwrite)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     f = encode(audio, sr, ep, {"title": src.stem})
     t_enc = time.perf_counter() - t0
-    ldmz_path = out / (src.stem + ".ldmz")
-    f.save(ldmz_path, overwrite=True)
+    f.save(ldmz_path, overwrite=args.force)
     t0 = time.perf_counter()
-    y, ysr = decode(f, DecodeParams(vocoder=args.vocoder))
+    y, ysr = decode(f, DecodeParams(vocoder=args.vocoder, model=ep.model))
     t_dec = time.perf_counter() - t0
-    write_audio(out / (src.stem + ".decoded.wav"), y, ysr, overwrite=True)
+    write_audio(wav_path, y, ysr, overwrite=args.force)
     size = ldmz_path.stat().st_size
     dur = audio.shape[1] / sr
     print(f"{src}: {dur:.2f} s, {audio.shape[0]} ch @ {sr} Hz")

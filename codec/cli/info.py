@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from typing import Any
 
 from ldmz.codec.cli import plural
 from ldmz.formats import FormatError, LdmzFile
+from ldmz.formats.printable import printable
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                   ("ldmz info --json *.ldmz | jq .bitrate_kbps", "machine-readable")])
     p.add_argument("files", nargs="+", metavar="FILE", help="the .ldmz files to show")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--verify", action="store_true",
+                   help="also inflate every chunk and check its values (slower; by default "
+                        "the header and every chunk's CRC-32 and zstd frame are checked)")
     p.set_defaults(run=run)
 
 
@@ -34,7 +37,7 @@ def _round(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def summary(f: LdmzFile, file_size: int) -> dict[str, Any]:
+def summary(f: LdmzFile, file_size: int, verified: str = "crc") -> dict[str, Any]:
     """Readable facts about a file: duration, bitrate, compression ratio and the header."""
     h = f.header
     dur = h.duration
@@ -56,6 +59,7 @@ def summary(f: LdmzFile, file_size: int) -> dict[str, Any]:
         "file_bytes": file_size,
         "checksums_ok": True,
         "damaged_chunks": [],
+        "verified": verified,
         "header": h.to_dict(),
     }
 
@@ -66,18 +70,19 @@ def _text(s: dict[str, Any]) -> str:
     lat = h["latent"]
     bits = s["bits"] if isinstance(s["bits"], str) else (
         f"{s['bits'][0]}" if len(set(s["bits"])) == 1 else "/".join(map(str, s["bits"])))
-    coding = s["coding"] + (f", quality {s['quality']}, tables {s['tables_sha256']}"
+    p = printable
+    coding = s["coding"] + (f", quality {s['quality']}, tables {p(s['tables_sha256'])}"
                             if "quality" in s else f", {bits} bits")
     bpv = s["bits_per_value"]
     per = " ".join(f"{b:.2f}" for b in bpv[:12]) + (" ..." if len(bpv) > 12 else "")
-    tags = ", ".join(f"{k}={v!r}" for k, v in h["tags"].items()) or "-"
+    tags = ", ".join(f"{p(k)}={p(repr(v))}" for k, v in h["tags"].items()) or "-"
     kbps = "-" if s["bitrate_kbps"] is None else f"{s['bitrate_kbps']:.2f} kbps"
     ratio = "-" if s["compression_ratio"] is None else f"{s['compression_ratio']:.1f}:1"
     lines = [
-        f"{s['file']}",
+        p(s["file"]),
         f"  duration     {s['duration_s']:.3f} s, {s['channels']} ch @ {s['sample_rate']} Hz",
-        f"  model        {h['model']['id']} {h['model']['revision'] or ''}".rstrip(),
-        *([f"  decoder      fine-tuned, weights {h['model']['decoder_sha256'][:12]}"]
+        f"  model        {p(h['model']['id'])} {p(h['model']['revision'] or '')}".rstrip(),
+        *([f"  decoder      fine-tuned, weights {p(h['model']['decoder_sha256'][:12])}"]
           if h["model"].get("decoder_sha256") else []),
         f"  mel          {mel['n_mels']} mels @ {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, "
         f"hop {mel['hop_length']}, win {mel['win_length']}, {mel['fmin']:g}-{mel['fmax']:g} Hz",
@@ -88,47 +93,51 @@ def _text(s: dict[str, Any]) -> str:
         f"  coding       {coding}",
         f"  bits/value   {per or '-'} (per chunk; header {s['header_bytes']} bytes)",
         f"  bitrate      {kbps}  (compression {ratio} vs 16-bit PCM)",
-        f"  vocoder      {h['vocoder'] or '-'}",
+        f"  vocoder      {p(h['vocoder']) or '-'}",
         f"  tags         {tags}",
-        f"  writer       {h['writer'] or '-'}",
+        f"  writer       {p(h['writer']) or '-'}",
     ]
     bad = s.get("damaged_chunks", [])
     if not bad:
-        lines.append("  checksums    OK")
+        lines.append("  checksums    OK" + ("" if s.get("verified") == "full" else
+                                            " (CRC-32 of the header and chunks; --verify also "
+                                            "inflates the chunks)"))
     else:
         lines.append(f"  checksums    DAMAGED: {plural(len(bad), 'chunk')} of {s['chunks']}")
         lines += [f"    chunk {d['chunk']:<4} {d['start_s']:8.2f}-{d['end_s']:.2f} s  "
-                  f"{d['problem']}" for d in bad]
+                  f"{printable(d['problem'])}" for d in bad]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print each file; damaged ones get one line on stderr. Exit 0 only if all are intact.
 
-    A file whose header is intact is shown, with its damaged chunks listed.
+    A file whose header is intact is shown, with its damaged chunks listed. Cost follows the
+    file's size: the header is parsed and every chunk's CRC-32 and zstd frame header checked;
+    chunks are inflated only when --verify asks for it.
     """
     from ldmz.codec.cli.salvage import damaged_chunks, open_damaged
 
     rc = 0
     for path in args.files:
         try:
-            f = open_damaged(path)
-            damage = damaged_chunks(f)
-            s = summary(f, os.path.getsize(path))
+            with open_damaged(path) as f:
+                damage = damaged_chunks(f, inflate=args.verify)
+                s = summary(f, f.file_size, "full" if args.verify else "crc")
         except FormatError as e:
-            print(f"{e}", file=sys.stderr)
+            print(printable(e), file=sys.stderr)
             rc = 1
             continue
         except OSError as e:  # e.g. the file vanished after it was read
-            print(f"{path}: {e.strerror or e}", file=sys.stderr)
+            print(printable(f"{path}: {e.strerror or e}"), file=sys.stderr)
             rc = 1
             continue
         if damage:
             rc = 1
             s["checksums_ok"] = False
             s["damaged_chunks"] = [asdict(d) for d in damage]
-            print(f"{path}: {plural(len(damage), 'damaged chunk')} of {s['chunks']} "
-                  f"({damage[0].describe()}{', ...' if len(damage) > 1 else ''}); "
-                  f"`ldmz decode --salvage` recovers the rest", file=sys.stderr)
+            print(printable(f"{path}: {plural(len(damage), 'damaged chunk')} of {s['chunks']} "
+                            f"({damage[0].describe()}{', ...' if len(damage) > 1 else ''}); "
+                            f"`ldmz decode --salvage` recovers the rest"), file=sys.stderr)
         print(json.dumps(s) if args.json else _text(s), flush=True)
     return rc

@@ -3,7 +3,6 @@ measured (and normalized when asked, or when integer samples would clip), salvag
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import sys
@@ -11,6 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -62,10 +62,11 @@ def _gain(w: Written, peak_mode: str, is_float: bool) -> float:
     return 1.0
 
 
-def _scaled(path: Path, gain: float, w: Written, is_float: bool) -> Iterator[np.ndarray]:
+def _scaled(staged: BinaryIO, gain: float, w: Written, is_float: bool) -> Iterator[np.ndarray]:
     import soundfile as sf
 
-    for blk in sf.blocks(str(path), blocksize=1 << 16, dtype="float32", always_2d=True):
+    staged.seek(0)
+    for blk in sf.blocks(staged, blocksize=1 << 16, dtype="float32", always_2d=True):
         y = blk * np.float32(gain) if gain != 1.0 else blk
         if not is_float:
             w.clipped += int(np.count_nonzero(np.abs(y) > 1.0))
@@ -82,39 +83,60 @@ def write_decoded(dst: Path | None, blocks: Iterable[np.ndarray], sr: int, chann
     Float output is written in one pass. Integer output, and ``peak="normalize"``, first go to
     a float file beside the target, so the whole file's peak is known before any gain. A float
     WAV of ``total`` known samples streams to standard output as it is decoded; other formats
-    are staged in a temporary file and then copied.
+    are staged and then copied. Staged data lives in unnamed temporary files (O_TMPFILE on
+    Linux): a killed decode leaves none.
     """
-    from ldmz.codec.audio_io import write_audio_stream
+    from ldmz.codec.audio_io import (
+        SAMPLE_FORMATS,
+        WRITE_FORMATS,
+        write_audio_stream,
+        write_audio_to,
+    )
 
     if dst is None and container == "wav" and sample_format == "f32" and peak != "normalize" \
             and total is not None and total * channels * 4 < 2**32 - 1024:
         return _stream_wav(blocks, sr, channels, total, tags or {}, mute)
     if dst is None:  # a complete file with a correct header, then copied to the pipe
-        with tempfile.TemporaryDirectory(prefix="ldmz-") as d:
-            staged = Path(d) / f"stdout.{container}"
-            w = write_decoded(staged, blocks, sr, channels, sample_format=sample_format,
-                              peak=peak, tags=tags, mute=mute, overwrite=True)
-            with open(staged, "rb") as f:
-                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+        import soundfile as sf
+
+        from ldmz.codec.errors import AudioError
+
+        fmt = (WRITE_FORMATS[f".{container}"][0], SAMPLE_FORMATS.get(sample_format,
+                                                                     sample_format))
+        if not sf.check_format(*fmt):
+            raise AudioError(f"-: {fmt[0]} cannot hold {sample_format} samples; choose another "
+                             f"sample format ({', '.join(SAMPLE_FORMATS)}) or --format")
+        with tempfile.TemporaryFile() as out:
+            w = _write_two_pass(lambda b: write_audio_to(out, b, sr, channels, fmt, tags, "-"),
+                                blocks, sr, channels, sample_format, peak, mute, None)
+            out.seek(0)
+            shutil.copyfileobj(out, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
+            w.bytes = out.tell()
             return w
+    w = _write_two_pass(
+        lambda b: write_audio_stream(dst, b, sr, channels, overwrite, sample_format, tags),
+        blocks, sr, channels, sample_format, peak, mute, dst.parent)
+    w.bytes = dst.stat().st_size
+    return w
+
+
+def _write_two_pass(write, blocks: Iterable[np.ndarray], sr: int, channels: int,  # noqa: ANN001
+                    sample_format: str, peak: str, mute: Sequence[tuple[int, int]],
+                    folder: Path | None) -> Written:
+    """``write(blocks)`` once (float, no normalizing) or via a float stage (integer output)."""
+    from ldmz.codec.audio_io import write_audio_to
+
     w = Written()
     is_float = sample_format == "f32"
     if is_float and peak != "normalize":
-        write_audio_stream(dst, _measure(blocks, w, mute), sr, channels, overwrite, "f32", tags)
-    else:
-        fd, stage = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".f32.wav", dir=dst.parent)
-        os.close(fd)
-        try:
-            write_audio_stream(stage, _measure(blocks, w, mute), sr, channels, True, "f32")
-            g = _gain(w, peak, is_float)
-            w.gain_db = float(20 * np.log10(g))
-            write_audio_stream(dst, _scaled(Path(stage), g, w, is_float), sr, channels,
-                               overwrite, sample_format, tags)
-        finally:
-            if os.path.exists(stage):
-                os.unlink(stage)
-    w.bytes = dst.stat().st_size
+        write(_measure(blocks, w, mute))
+        return w
+    with tempfile.TemporaryFile(dir=folder) as stage:
+        write_audio_to(stage, _measure(blocks, w, mute), sr, channels, ("WAV", "FLOAT"))
+        g = _gain(w, peak, is_float)
+        w.gain_db = float(20 * np.log10(g))
+        write(_scaled(stage, g, w, is_float))
     return w
 
 

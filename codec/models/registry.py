@@ -312,6 +312,32 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto",
                      f"pass --model with one of those names or a folder in diffusers layout")
 
 
+def load_named_model(model_id: str, device: str = "auto", offline: bool | None = None,
+                     source: str = "<file>") -> LoadedModel:
+    """The model a file names: an embedded model, a registry name or an installed plug-in.
+
+    A file names a model, never a path: an id that is none of those (a folder, ``..``, ``~``)
+    is refused, so a file cannot make ldmz load and run code or weights from anywhere on disk.
+    A registry name loads from the local Hugging Face cache only (a file does not start a
+    download). A local folder is used only when the user passes it (``--model PATH``), and
+    then its weights hash must match the file's.
+    """
+    from ldmz.codec import plugins
+
+    embedded = [p.name for p in EMBEDDED_DIR.iterdir() if (p / "config.json").exists()] \
+        if EMBEDDED_DIR.is_dir() else []
+    if model_id in embedded:
+        return load_model(model_id, device, offline)
+    if model_id in REGISTRY:
+        return load_model(model_id, device, True)
+    if model_id in plugins.names(plugins.MODELS):
+        return load_model(model_id, device, offline)
+    shown = model_id.encode("unicode_escape", "backslashreplace").decode("ascii")[:200]
+    raise ModelError(f"{source}: names model '{shown}', which is not a registered model "
+                     f"({', '.join(available_models())}) or an installed plug-in; if you have "
+                     f"that model, pass its folder with --model PATH")
+
+
 def available_models() -> list[str]:
     """Registered model names (embedded first)."""
     emb = sorted(p.name for p in EMBEDDED_DIR.iterdir() if (p / "config.json").exists()) \
