@@ -156,10 +156,11 @@ def test_stdin_and_stdout(tiny_audioldm: Path, tmp_path: Path,
     assert wav[36:40] == b"fact"  # ldmz's own streamed header (libsndfile's would have PEAK)
     with sf.SoundFile(io.BytesIO(wav)) as piped:  # streamed: the header written first
         assert piped.subtype == "FLOAT" and piped.title == "Piped"
-    assert main(["decode", str(tmp_path / "x.ldmz"), "-q"]) == 0  # the same as a file
+    assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "x.ldmz"), "-q"]) == 0  # a file
     assert np.array_equal(sf.read(tmp_path / "x.ldmz.wav", dtype="float32")[0], y)
     (tmp_path / "x.ldmz.wav").unlink()
-    assert main(["decode", str(tmp_path / "x.ldmz"), "-o", "-", "--format", "flac", "-q"]) == 0
+    assert main(["decode", *_m(tiny_audioldm), str(tmp_path / "x.ldmz"), "-o", "-", "--format",
+                 "flac", "-q"]) == 0
     flac = capsysbinary.readouterr().out
     assert sf.info(io.BytesIO(flac)).format == "FLAC" and sf.info(io.BytesIO(flac)).frames == 8000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.flac", "x.ldmz"]  # no file "-"
