@@ -264,8 +264,8 @@ def test_terminal_escapes_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "\x1b" not in err and "bad\\x1b[31m.ldmz" in err
 
 
-def test_eval_with_zero_samples_is_one_line(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
-                                            signals, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_with_zero_samples_is_one_line(tiny_audioldm: Path, tmp_path: Path, signals: type,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     from ldmz.codec import EncodeParams, api
 
     f = api.encode(signals.chirp(0.3, 16000), 16000, EncodeParams(model=str(tiny_audioldm)))
@@ -280,7 +280,7 @@ def test_eval_with_zero_samples_is_one_line(tiny_audioldm: Path, tmp_path: Path,
 
 # ---------------------------------------------------------------- batches and writes
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-def test_fifos_are_refused_everywhere(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_fifos_are_refused_everywhere(tiny_audioldm: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from ldmz.codec.audio_io import AudioError, read_audio
 
@@ -305,7 +305,7 @@ def test_fifos_are_refused_everywhere(tiny_audioldm: Path, tmp_path: Path,  # no
     assert time.monotonic() - t0 < 60
 
 
-def test_a_folder_without_r_is_one_bad_input(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_a_folder_without_r_is_one_bad_input(tiny_audioldm: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "d").mkdir()
     _wav(tmp_path / "d" / "in.wav")
@@ -316,7 +316,7 @@ def test_a_folder_without_r_is_one_bad_input(tiny_audioldm: Path, tmp_path: Path
     assert (tmp_path / "a.ldmz").is_file()
 
 
-def test_same_stem_inputs_are_refused_up_front(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_same_stem_inputs_are_refused_up_front(tiny_audioldm: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
@@ -414,7 +414,7 @@ def test_new_files_follow_the_umask(tmp_path: Path) -> None:
     assert sf.info(tmp_path / "a.flac").frames == 100
 
 
-def test_encode_checks_its_output_suffix(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_encode_checks_its_output_suffix(tiny_audioldm: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     a = _wav(tmp_path / "a.wav")
     rc = main(["encode", str(a), "-o", str(tmp_path / "x.wav"), "--model", str(tiny_audioldm),
@@ -424,7 +424,7 @@ def test_encode_checks_its_output_suffix(tiny_audioldm: Path, tmp_path: Path,  #
     assert not (tmp_path / "x.wav").exists()
 
 
-def test_non_utf8_file_names(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_non_utf8_file_names(tiny_audioldm: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     name = os.fsdecode(b"caf\xe9-\xff")
     src = tmp_path / f"{name}.wav"
@@ -444,7 +444,7 @@ def test_non_utf8_file_names(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN00
     assert "caf\\xe9-\\xff.ldmz" in capsys.readouterr().out
 
 
-def test_truncated_wav_warns(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_truncated_wav_warns(tiny_audioldm: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     full = _wav(tmp_path / "full.wav", 1.0)
     cut = tmp_path / "cut.wav"
@@ -541,7 +541,7 @@ def test_library_chatter_stays_off_stderr(capfd: pytest.CaptureFixture[str]) -> 
     assert QUIET_ENV["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
 
 
-def test_no_progress_bar_when_stderr_is_not_a_terminal(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tiny_audioldm: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     a, b = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav")
     assert main(["encode", str(a), str(b), "--model", str(tiny_audioldm)]) == 0  # no -q
@@ -556,7 +556,7 @@ def test_forged_replace_keeps_header_dataclass_roundtrip() -> None:
     assert LdmzFile.from_bytes(_forge(f, lambda h: None)).header == replace(f.header)
 
 
-def test_two_pass_decode_stages_in_no_named_file(tiny_audioldm: Path, tmp_path: Path,  # noqa: ANN001
+def test_two_pass_decode_stages_in_no_named_file(tiny_audioldm: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer output is staged as float first: in an unnamed file, so kill -9 leaves none."""
     from ldmz.codec import audio_io
