@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def _quiet_stderr(on: bool) -> Iterator[None]:
         os.close(null)
 
 
-def _check_truncated(f, path: Path) -> None:  # noqa: ANN001 - a soundfile.SoundFile
+def _check_truncated(f: Any, path: Path) -> None:  # f: a soundfile.SoundFile
     """Warn when a WAV header promises more audio than the file holds."""
     m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info or "", re.M)
     if m and int(m.group(2)) < int(m.group(1)):
@@ -322,7 +322,7 @@ def write_audio_stream(path: str | os.PathLike[str], blocks: Iterable[np.ndarray
 
 def write_audio_to(out: BinaryIO, blocks: Iterable[np.ndarray], sr: int, channels: int,
                    fmt: tuple[str, str], tags: Mapping[str, str] | None = None,
-                   name: str | os.PathLike = "<stream>") -> None:
+                   name: str | os.PathLike[str] = "<stream>") -> None:
     """Write blocks of float audio to an open, seekable binary file as ``fmt`` (format,
     subtype); integer subtypes are clipped to +-1. Errors name ``name`` with the errno's
     meaning (a full disk says so), never a temporary file."""
@@ -351,8 +351,9 @@ class _Sink:
     """The temporary file as libsndfile sees it: a failed write is kept (with its errno)
     instead of becoming a traceback inside a C callback and a vague "System error"."""
 
-    def __init__(self, f) -> None:  # noqa: ANN001 - a binary file object
-        self.f, self.error = getattr(f, "raw", f), None  # unbuffered: errors show at once
+    def __init__(self, f: BinaryIO) -> None:
+        self.f: Any = getattr(f, "raw", f)  # unbuffered: errors show at once
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
         """Write all of ``data``, or record the error and report nothing written."""
@@ -366,19 +367,19 @@ class _Sink:
 
     def read(self, n: int = -1) -> bytes:
         """Read back (libsndfile re-reads headers it patches)."""
-        return self.f.read(n)
+        return bytes(self.f.read(n))
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """Move in the file (-1 after an error, which is kept)."""
         try:
-            return self.f.seek(offset, whence)
+            return int(self.f.seek(offset, whence))
         except OSError as e:
             self.error = self.error or e
             return -1
 
     def tell(self) -> int:
         """Where in the file."""
-        return self.f.tell()
+        return int(self.f.tell())
 
     def check(self) -> None:
         """Raise the recorded write error, if any."""
@@ -400,7 +401,7 @@ def _write_error(path: Path, e: BaseException) -> BaseException:
         return AudioError(f"{path}: disk full ({text.strip().rstrip('.')}); free some space "
                           f"or write elsewhere (-o)")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return AudioError(f"{path}: cannot write ({e.strerror}); check the folder's "
-                          f"permissions or write elsewhere (-o)")
+        return AudioError(f"{path}: cannot write ({getattr(e, 'strerror', '')}); check the "
+                          f"folder's permissions or write elsewhere (-o)")
     why = " ".join(str(text).split()).rstrip(".")
     return AudioError(f"{path}: cannot write ({why}); check the folder and free space")

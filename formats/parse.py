@@ -197,7 +197,7 @@ def _chunk_fast(c: Any, channels: int, lc: int, mode: str) -> ChunkEntry | None:
         if type(v) is not int or not 0 <= v <= hi:
             return None
     if mode != "affine":
-        return ChunkEntry(*ints)
+        return ChunkEntry(ints[0], ints[1], ints[2], ints[3], ints[4], ints[5])
     qo, qs = c.get("q_offset"), c.get("q_step")
     if type(qo) is not list or type(qs) is not list or len(qo) != channels \
             or len(qs) != channels:
@@ -210,7 +210,9 @@ def _chunk_fast(c: Any, channels: int, lc: int, mode: str) -> ChunkEntry | None:
             if type(x) not in (float, int) or not abs(x) <= MAX_QUANT_ABS:  # NaN fails too
                 return None
         rows.append(tuple(float(x) for x in r))
-    return ChunkEntry(*ints, tuple(rows[:channels]), tuple(rows[channels:]))
+    fs, fr, off, size, raw, crc = ints
+    return ChunkEntry(fs, fr, off, size, raw, crc, tuple(rows[:channels]),
+                      tuple(rows[channels:]))
 
 
 def _chunk(c: Any, i: int, channels: int, latent: LatentInfo, mode: str, src: str) -> ChunkEntry:

@@ -41,7 +41,7 @@ def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
     write_atomic(path, fh.getvalue().encode("utf-8"), overwrite=True)
 
 
-def _save_fig(fig, path: Path) -> None:  # noqa: ANN001 - a matplotlib Figure
+def _save_fig(fig: Any, path: Path) -> None:  # fig: a matplotlib Figure
     """A figure as PNG, written atomically like every other output."""
     with atomic_file(path, overwrite=True) as fh:
         fig.savefig(fh, format="png", dpi=110)

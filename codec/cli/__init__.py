@@ -135,7 +135,7 @@ def _terminate(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def _one_line_warnings() -> Iterator[None]:
     """ldmz's own warnings (AudioWarning) as one plain line each; other libraries' held back."""
-    from ldmz.codec.audio_io import AudioWarning
+    from ldmz.codec.errors import AudioWarning
     from ldmz.formats.printable import printable
 
     def show(message: object, category: type, *rest: object, **kw: object) -> None:

@@ -158,7 +158,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _collect(inputs: list[str], recursive: bool,
              suffixes: set[str]) -> tuple[list[Path], list[tuple[Path, Exception]]]:
     """The files to convert, and the inputs that are bad as given (a folder without -r)."""
-    out, bad = [], []
+    out: list[Path] = []
+    bad: list[tuple[Path, Exception]] = []
     for s in inputs:
         p = Path(s)
         if s == "-":
