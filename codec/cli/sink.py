@@ -7,7 +7,7 @@ import shutil
 import struct
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -121,9 +121,10 @@ def write_decoded(dst: Path | None, blocks: Iterable[np.ndarray], sr: int, chann
     return w
 
 
-def _write_two_pass(write, blocks: Iterable[np.ndarray], sr: int, channels: int,  # noqa: ANN001
-                    sample_format: str, peak: str, mute: Sequence[tuple[int, int]],
-                    folder: Path | None) -> Written:
+def _write_two_pass(write: Callable[[Iterable[np.ndarray]], None],
+                    blocks: Iterable[np.ndarray], sr: int, channels: int, sample_format: str,
+                    peak: str, mute: Sequence[tuple[int, int]], folder: Path | None
+                    ) -> Written:
     """``write(blocks)`` once (float, no normalizing) or via a float stage (integer output)."""
     from ldmz.codec.audio_io import write_audio_to
 
