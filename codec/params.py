@@ -35,7 +35,7 @@ class DecodeParams:
     vocoder: str = ""  # "" = the file's default
     sr: int = 0  # 0 = the source's rate
     griffinlim_iters: int = 32
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    precision: str = "auto"  # "auto", "fp32" or "bf16" (autocast; vocoders.resolve_precision)
     device: str = "auto"
     model: str = ""  # "" = the model named in the file
     offline: bool = False

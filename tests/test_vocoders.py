@@ -136,3 +136,18 @@ def test_vocoder_precision_and_errors(tiny_audioldm: Path) -> None:
         load_vocoder("wavenet", model)
     with pytest.raises(ValueError, match="precision"):
         load_vocoder("hifigan", model, precision="fp8")
+
+
+@pytest.mark.parametrize("measured,native,want", [(False, True, "fp32"), (True, False, "fp32"),
+                                                  (True, True, "bf16")])
+def test_precision_auto(measured: bool, native: bool, want: str,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ldmz.codec import vocoders
+
+    monkeypatch.setattr(vocoders, "AUTO_BF16_MEASURED_OK", measured)
+    monkeypatch.setattr(vocoders, "native_bf16", lambda device="cpu": native)
+    assert vocoders.resolve_precision("auto") == want
+    assert vocoders.resolve_precision("fp32") == "fp32"
+    assert vocoders.resolve_precision("bf16") == "bf16"
+    with vocoders.autocast("auto"):
+        assert torch.is_autocast_enabled("cpu") == (want == "bf16")

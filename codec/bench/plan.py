@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ CEILINGS = (
     ("gl64", "ceiling: Griffin-Lim ← exact 64-mel 16 kHz (AudioLDM2 mel)", "griffinlim"),
     ("adapt64", "ceiling: universal HiFi-GAN ← 64-mel 16 kHz via adapter", "universal"),
     ("gl128", "ceiling: Griffin-Lim ← exact 128-mel n_fft 2048 44.1 kHz full band", "griffinlim"),
+    ("ldmzvoc80", "ceiling: ldmzvoc ← exact 80-mel 22.05 kHz", "ldmzvoc"),
 )
 
 
@@ -50,6 +52,7 @@ class BenchParams:
     mono: bool = True  # mix clips to mono (channels are coded independently; halves the time)
     qualities: tuple[int, ...] = ()  # entropy-coded (format 2) rows, for models with tables
     groups: tuple[str, ...] = ()  # keep only rows of these groups (() = all)
+    rows: tuple[str, ...] = ()  # keep only rows whose label matches one of these globs
 
     def effective(self) -> BenchParams:
         """``quick``: one clip per category, at most 3 s, bits 2/4/8, Opus 6/16, MP3 8."""
@@ -211,6 +214,13 @@ def plan(corpus: str | os.PathLike[str], params: BenchParams = BenchParams()) ->
     rows = plan_rows(p, models, skipped)
     if p.groups:
         rows = [r for r in rows if r.group in p.groups]
+    if p.rows:
+        rows = [r for r in rows if any(fnmatchcase(r.label, g) for g in p.rows)]
+        if not rows:
+            from ldmz.codec.errors import UsageError
+
+            raise UsageError(f"--rows {' '.join(p.rows)} matches no row; see the row labels "
+                             f"in a full run's results.md")
     default = next((r.label for r in rows if r.group == "default"), "")
     opus = next((r.label for r in rows if r.kind == "opus"), "")
     return Plan(p, clips, rows, skipped, ctx, default, opus)

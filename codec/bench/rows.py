@@ -194,7 +194,7 @@ def ceiling_mel(option: str, models: dict[str, LoadedModel]) -> MelParams:
     if option.startswith("own:"):
         return models[option[4:]].mel
     return {"universal80": UNIVERSAL_MEL, "gl80": UNIVERSAL_MEL, "gl64": AUDIOLDM_MEL,
-            "adapt64": AUDIOLDM_MEL, "gl128": FULLBAND_MEL}[option]
+            "adapt64": AUDIOLDM_MEL, "gl128": FULLBAND_MEL, "ldmzvoc80": UNIVERSAL_MEL}[option]
 
 
 def run_ceiling(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
@@ -210,8 +210,8 @@ def run_ceiling(row: Row, audio: np.ndarray, sr: int, ctx: Context) -> Output:
     elif row.option.startswith("own:"):
         model = ctx.models[row.option[4:]]
         voc = load_vocoder("hifigan", model, model.device, precision=ctx.precision)
-    else:
-        voc = load_vocoder("universal", precision=ctx.precision)
+    else:  # universal or ldmzvoc: both on the 80-mel
+        voc = load_vocoder(row.vocoder, precision=ctx.precision)
     enc_s = dec_s = 0.0
     chans = []
     for ch in audio:

@@ -63,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="processes running (clip, row) jobs (default: one per core; 0: inline)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="torch threads per process (default: 1)")
+    p.add_argument("--rows", nargs="+", default=[], metavar="GLOB",
+                   help="run only the rows whose label matches one of these shell-style "
+                        "patterns, e.g. 'ldmz-small · * · 2 bit' 'ceiling: * 80-mel*'")
     p.set_defaults(run=run)
 
 
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         postfilter=args.postfilter, precision=args.precision,
         griffinlim_iters=args.griffinlim_iters, visqol=args.visqol, quick=args.quick,
         max_seconds=args.max_seconds, mono=not args.keep_channels, threads=args.threads,
-        metrics=tuple(args.metrics), qualities=tuple(args.quality), groups=tuple(args.groups))
+        metrics=tuple(args.metrics), qualities=tuple(args.quality), groups=tuple(args.groups),
+        rows=tuple(args.rows))
     pl = plan(args.corpus, params)
     with tqdm(total=pl.jobs, unit="run", dynamic_ncols=True,
               disable=True if args.quiet else None) as bar:

@@ -1,4 +1,4 @@
-"""`ldmz train`: train the embedded model, or fine-tune any model's decoder; trainers load here."""
+"""`ldmz train`: train the embedded model or ldmzvoc, or fine-tune a model's decoder."""
 
 from __future__ import annotations
 
@@ -21,18 +21,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         examples=[("ldmz train --config configs/ldmz-small.json --install",
                    "(re)train the embedded model"),
                   ("ldmz train --finetune-decoder ldmz-small --data data/manifest.csv "
-                   "--out runs/ft", "fine-tune a decoder")])
-    p.add_argument("--config", metavar="FILE", help="JSON config (default: built-in defaults)")
+                   "--out runs/ft", "fine-tune a decoder"),
+                  ("ldmz train --config configs/vocoder.json --install",
+                   "train (or resume) the ldmzvoc vocoder and ship its best weights")])
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON config (default: built-in defaults); a config with \"task\": "
+                        "\"vocoder\" trains the ldmzvoc vocoder (configs/vocoder.json)")
     p.add_argument("--steps", type=int, metavar="N", help="override the config's total steps")
     p.add_argument("--install", action="store_true",
-                   help="copy the trained model into the package as ldmz-small afterwards")
+                   help="copy the trained model into the package afterwards (ldmz-small, or "
+                        "ldmzvoc's best weights for a vocoder config)")
     p.add_argument("--finetune-decoder", metavar="NAME",
                    help="fine-tune the decoder of this model (registered name or model folder)")
     p.add_argument("--data", metavar="MANIFEST",
                    help="manifest.csv (path,split,category) for --finetune-decoder "
                         "(default data/manifest.csv)")
     p.add_argument("--out", metavar="DIR", help="run folder for --finetune-decoder "
-                   "(default runs/finetune-NAME; resumes from DIR/last.pt)")
+                   "(default runs/finetune-NAME) or a vocoder config; resumes from DIR/last.pt")
     p.add_argument("--device", metavar="DEVICE",
                    help="auto, cpu or cuda (--finetune-decoder; default auto)")
     p.add_argument("--offline", action="store_true",
@@ -44,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     """Run training to the configured step count, resuming from the run folder's checkpoint."""
     if args.finetune_decoder:
         return run_finetune(args)
+    if args.config and _config_task(args.config) == "vocoder":
+        return run_vocoder(args)
     if args.data or args.out or args.device or args.offline:
         raise UsageError("--data, --out, --device and --offline go with --finetune-decoder; "
                          "set manifest/out in --config to train ldmz-small")
@@ -65,6 +72,34 @@ def run(args: argparse.Namespace) -> int:
         dst.mkdir(parents=True, exist_ok=True)
         for f in (out / "model").iterdir():
             shutil.copy2(f, dst / f.name)
+    return 0
+
+
+def _config_task(path: str) -> str:
+    """The ``task`` key of a JSON config ("" when absent; bad JSON is a ConfigError)."""
+    from ldmz.codec.params import _read_json
+
+    task = _read_json(path).get("task", "")
+    return task if isinstance(task, str) else ""
+
+
+def run_vocoder(args: argparse.Namespace) -> int:
+    """Train (or resume) ldmzvoc from a ``"task": "vocoder"`` config; --install ships it."""
+    if args.data or args.device or args.offline:
+        raise UsageError("a vocoder config names its data folder (\"data\") and device; "
+                         "drop --data, --device and --offline")
+    from ldmz.codec.train.vocoder import VocoderTrainConfig, train
+
+    cfg = VocoderTrainConfig.load(args.config, steps=args.steps, out=args.out)
+    out = train(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if args.install:
+        from ldmz.codec.ldmzvoc import WEIGHTS_DIR
+
+        src = out / "best" if (out / "best").is_dir() else out / "model"
+        WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            shutil.copy2(f, WEIGHTS_DIR / f.name)
+    print(out)
     return 0
 
 

@@ -239,7 +239,8 @@ class LdmzDec(Gst.Element):
                             Gst.Caps.from_string(RAW_CAPS)),
     )
     vocoder = GObject.Property(type=str, default="", nick="Vocoder",
-                               blurb="hifigan, universal or griffinlim; empty: the file's own")
+                               blurb="hifigan, universal, griffinlim or ldmzvoc; "
+                                     "empty: the file's own")
     device = GObject.Property(type=str, default="auto", nick="Device",
                               blurb="torch device: auto, cpu, cuda, ...")
     max_bytes = GObject.Property(type=GObject.TYPE_UINT64, default=MAX_INPUT_BYTES,

@@ -1,0 +1,170 @@
+"""ldmzvoc: our own frame-rate vocoder (ConvNeXt blocks, a magnitude + parallel-phase iSTFT head).
+
+The network runs at the mel frame rate, which is what makes it fast on a CPU: ``blocks``
+ConvNeXt blocks (depthwise convolution of kernel ``kernel``, LayerNorm, a 3x MLP, layer scale)
+between an input convolution and a head that predicts, per frame and STFT bin, a log-magnitude
+and two numbers (r, i) whose angle is the phase (APNet's "parallel phase estimation"). The
+frames are inverted by a weighted overlap-add with the analysis framing of the codec's mel
+front-end, so frame ``t`` of the output covers the same samples as frame ``t`` of the mel.
+torch is imported inside functions, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+WEIGHTS_DIR = Path(__file__).parent / "models" / "ldmzvoc"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class LdmzVocConfig:
+    """The network's shape and its mel/STFT framing (defaults: the codec's 80-mel)."""
+
+    n_mels: int = 80
+    dim: int = 384
+    blocks: int = 8
+    kernel: int = 7
+    n_fft: int = 1024
+    hop: int = 256
+    mlp_ratio: int = 3
+    log_mag_max: float = 7.0
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> LdmzVocConfig:
+        """Build from a dict, refusing unknown keys."""
+        names = {f.name for f in fields(cls)}
+        bad = set(raw) - names
+        if bad:
+            from ldmz.codec.errors import ConfigError
+
+            raise ConfigError(f"unknown ldmzvoc config keys {sorted(bad)}; known keys: "
+                              f"{', '.join(sorted(names))}")
+        return cls(**raw)
+
+
+def receptive_field(cfg: LdmzVocConfig) -> int:
+    """Frames each side of an output frame that can change it (convolutions plus the OLA)."""
+    conv = (cfg.kernel // 2) * (cfg.blocks + 1)  # the input convolution and every block
+    ola = -(-(cfg.n_fft - cfg.hop) // 2 // cfg.hop) + 1  # frames whose windows reach a sample
+    return conv + ola
+
+
+def build(cfg: LdmzVocConfig):  # noqa: ANN201 - an nn.Module
+    """The ldmzvoc network for ``cfg``, randomly initialised."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        def __init__(self, d: int) -> None:
+            super().__init__()
+            self.dw = nn.Conv1d(d, d, cfg.kernel, padding=cfg.kernel // 2, groups=d)
+            self.norm = nn.LayerNorm(d)
+            self.up = nn.Linear(d, cfg.mlp_ratio * d)
+            self.down = nn.Linear(cfg.mlp_ratio * d, d)
+            self.scale = nn.Parameter(torch.full((d,), 1.0 / cfg.blocks))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d, T)
+            y = self.dw(x).transpose(1, 2)
+            y = self.down(F.gelu(self.up(self.norm(y)))) * self.scale
+            return x + y.transpose(1, 2)
+
+    class LdmzVoc(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = cfg
+            d, bins = cfg.dim, cfg.n_fft // 2 + 1
+            self.inp = nn.Conv1d(cfg.n_mels, d, cfg.kernel, padding=cfg.kernel // 2)
+            self.norm_in = nn.LayerNorm(d)
+            self.blocks = nn.ModuleList(Block(d) for _ in range(cfg.blocks))
+            self.norm_out = nn.LayerNorm(d)
+            self.head = nn.Linear(d, 3 * bins)
+            self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+
+        def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            """(B, T, n_mels) -> log-magnitude, r, i, each (B, T, bins)."""
+            x = self.inp(mel.transpose(1, 2))
+            x = self.norm_in(x.transpose(1, 2)).transpose(1, 2)
+            for b in self.blocks:
+                x = b(x)
+            h = self.head(self.norm_out(x.transpose(1, 2)))
+            if h.dtype in (torch.float16, torch.bfloat16):  # autocast: the iSTFT in fp32
+                h = h.float()
+            logmag, r, i = h.chunk(3, dim=-1)
+            return logmag.clamp(max=cfg.log_mag_max), r, i
+
+        def synthesize(self, logmag: torch.Tensor, r: torch.Tensor,
+                       i: torch.Tensor) -> torch.Tensor:
+            """Head outputs -> waveform (B, T * hop), framed like the mel front-end."""
+            norm = torch.rsqrt(r * r + i * i + 1e-9)
+            mag = torch.exp(logmag) * norm
+            frames = torch.fft.irfft(torch.complex(mag * r, mag * i), n=cfg.n_fft)
+            return overlap_add(frames * self.window, self.window, cfg.hop)
+
+        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+            """(B, T, n_mels) log-mel -> (B, T * hop) waveform."""
+            return self.synthesize(*self.spectrum(mel.to(self.inp.weight.dtype)))
+
+    return LdmzVoc()
+
+
+def overlap_add(frames, window, hop: int):  # noqa: ANN001, ANN201 - torch tensors
+    """(B, T, n_fft) windowed frames -> (B, T * hop), normalized by the summed squared window.
+
+    Frame ``t`` starts at sample ``t * hop - (n_fft - hop) // 2``, the mel front-end's framing.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    b, t, n_fft = frames.shape
+    length = (t - 1) * hop + n_fft
+    y = F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop))
+    env = F.fold((window * window)[None, :, None].expand(1, n_fft, t), (1, length),
+                 (1, n_fft), stride=(1, hop))
+    p = (n_fft - hop) // 2
+    return (y[:, 0, 0] / torch.clamp(env[:, 0, 0], min=1e-3))[:, p:p + t * hop]
+
+
+def save(net, folder: Path, meta: dict | None = None) -> None:  # noqa: ANN001 - an nn.Module
+    """Write ``config.json`` and float16 ``model.safetensors`` (atomically) into ``folder``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {**asdict(net.config), **({"meta": meta} if meta else {})}
+    tmp = folder / "config.json.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2))
+    tmp.replace(folder / "config.json")
+    state = {k: v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(folder / (WEIGHTS_FILE + ".tmp")))
+    (folder / (WEIGHTS_FILE + ".tmp")).replace(folder / WEIGHTS_FILE)
+
+
+def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu"):  # noqa: ANN201 - nn.Module
+    """Load an ldmzvoc folder (``config.json`` + ``model.safetensors``) in float32, eval mode."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    raw = json.loads((folder / "config.json").read_text())
+    raw.pop("meta", None)
+    net = build(LdmzVocConfig.from_dict(raw))
+    state = {k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
+    net.load_state_dict(state)
+    return net.eval().to(device)
+
+
+def load_shipped(device: str = "cpu"):  # noqa: ANN201 - nn.Module
+    """The weights shipped in the package (``WEIGHTS_DIR``, codec/models/ldmzvoc/), cached."""
+    return _load_cached(str(WEIGHTS_DIR), device)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(folder: str, device: str):  # noqa: ANN202 - nn.Module
+    return load(folder, device)
