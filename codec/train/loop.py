@@ -89,7 +89,9 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path
         torch.manual_seed(cfg.seed)
     model.train()
     logf = open(out / "train.log", "a")
-    t0, start, acc, parts = time.time(), time.time() - spent, [], {}
+    t0, start = time.time(), time.time() - spent
+    acc: list[float] = []
+    parts: dict[str, list[float]] = {}
 
     def progress() -> float | None:
         return (time.time() - start) / cfg.time_budget_s if cfg.time_budget_s else None

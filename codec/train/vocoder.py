@@ -21,6 +21,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,7 +137,8 @@ class VocoderTask:
 
             self.model.load_state_dict(load(cfg.init_from).state_dict())
         self.model.to(self.device)
-        self.disc = self.opt_d = None
+        self.disc: Any = None
+        self.opt_d: Any = None
         if cfg.adversarial:
             from ldmz.codec.train.discriminators import Discriminators
 
@@ -254,7 +256,8 @@ class VocoderTask:
 
     def validate(self) -> dict:
         """From the exact and the codec mels of the val clips: log-mel L1, MR-STFT, speech PESQ."""
-        from ldmz.codec.metrics.perceptual import NotApplicable, pesq_wb
+        from ldmz.codec.metrics.perceptual import pesq_wb
+        from ldmz.codec.metrics.spectral import NotApplicable
 
         v = self.val
         out = {}
