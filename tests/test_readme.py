@@ -25,7 +25,8 @@ def test_readme_examples_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.chdir(ROOT)
     ns: dict = {}
     for block in _blocks():
-        code = block.replace("/tmp/example.ldmz", str(tmp_path / "example.ldmz"))
+        code = block.replace("/tmp/example.ldmz", str(tmp_path / "example.ldmz")).replace(
+            "/tmp/latents", str(tmp_path / "latents"))
         exec(compile(code, "README.md", "exec"), ns)  # our own documentation
     assert ns["y"].shape == ns["audio"].shape
     assert ns["z"].shape[0] == ns["audio"].shape[0]

@@ -1,0 +1,130 @@
+"""Ray against `ldmz encode -r` at the same cores: overhead, worker memory, kill-and-resume.
+
+Run: ``python scripts/cluster_bench.py SRC --work DIR [--cpus 2] [--repeats 1] [--kill-after 40]``.
+Back to back, ``--repeats`` times: the single-process batch encode (`ldmz encode -r SRC -o ...`,
+a subprocess, torch on all ``--cpus`` threads), then the same files on a local Ray cluster of
+``--cpus`` CPUs (one encoder actor per CPU, one torch thread each) that this script starts once,
+on 127.0.0.1, before the first Ray run (its start-up is reported apart). Load averages are
+printed around every run: the figures only mean something next to them. Then a driver is
+killed (SIGKILL) after ``--kill-after`` outputs, the run is started again, and every output is
+checked to have been written exactly once. Prints a Markdown report; library code is used as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LDMZ = [sys.executable, "-m", "ldmz"]
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _baseline(src: Path, out: Path, cpus: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(cpus)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run([*LDMZ, "encode", "-r", str(src), "-o", str(out), "-q"], env=env,
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "rc": p.returncode, "cpu": (after.ru_utime + after.ru_stime)
+            - (before.ru_utime + before.ru_stime), "peak_mb": after.ru_maxrss / 1024,
+            "files": len(list(out.rglob("*.ldmz"))),
+            "errors": len([ln for ln in p.stderr.splitlines() if ln.strip()])}
+
+
+def _ray_run(src: Path, out: Path) -> dict:
+    from ldmz.codec.cluster.pipeline import encode_dataset
+
+    t0 = time.perf_counter()
+    s = encode_dataset([str(src)], out, ray="", cpus_per_worker=1)
+    wall = time.perf_counter() - t0
+    mem = {pid: [(n, round(rss), round(peak)) for n, rss, peak in v]
+           for pid, v in s.workers.items()}
+    return {"wall": wall, "summary": s.line(), "encoded": s.encoded, "failed": s.failed,
+            "errors": s.errors, "audio_s": s.audio_seconds, "stages": s.stage_seconds,
+            "workers": mem}
+
+
+def _stamps(dst: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(dst).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in dst.rglob("*.ldmz")}
+
+
+def _kill_resume(src: Path, dst: Path, address: str, kill_after: int) -> dict:
+    code = ("import sys; from ldmz.codec.cluster.pipeline import encode_dataset; "
+            f"encode_dataset([{str(src)!r}], {str(dst)!r}, ray={address!r})")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    while len(list(dst.rglob("*.ldmz"))) < kill_after and p.poll() is None:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and anything it started itself
+    p.wait()
+    time.sleep(2)  # the cluster notices the dead driver and stops its actors
+    before = _stamps(dst)
+    from ldmz.codec.cluster.pipeline import encode_dataset
+
+    s = encode_dataset([str(src)], dst, ray="")  # resumes on the same cluster
+    after = _stamps(dst)
+    rewritten = [k for k in before if after.get(k) != before[k]]
+    return {"outputs_at_kill": len(before), "encoded_after": s.encoded,
+            "skipped": s.skipped, "adopted": s.adopted, "failed": s.failed,
+            "rewritten": rewritten, "outputs_final": len(after),
+            "journal_left": (dst / ".manifest.journal.jsonl").exists()}
+
+
+def main() -> None:
+    """Run the measurements and print the report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src", type=Path)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--kill-after", type=int, default=40)
+    a = ap.parse_args()
+    import ray
+
+    a.work.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    state = tempfile.mkdtemp(prefix="rayb", dir="/tmp")
+    started = False
+    for i in range(a.repeats):
+        b = {"load_before": _load()}
+        b.update(_baseline(a.src, a.work / f"single{i}", a.cpus))
+        b["load_after"] = _load()
+        results.append({"variant": "single", **b})
+        print(json.dumps(results[-1]), file=sys.stderr)
+        if not started:
+            t0 = time.perf_counter()
+            ray.init(num_cpus=a.cpus, _node_ip_address="127.0.0.1", _temp_dir=state,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            results.append({"variant": "ray start", "wall": time.perf_counter() - t0})
+            started = True
+        r = {"load_before": _load()}
+        r.update(_ray_run(a.src, a.work / f"ray{i}"))
+        r["load_after"] = _load()
+        results.append({"variant": "ray", **r})
+        print(json.dumps(results[-1])[:2000], file=sys.stderr)
+    address = ray.get_runtime_context().gcs_address
+    kr = _kill_resume(a.src, a.work / "killed", address, a.kill_after)
+    results.append({"variant": "kill-resume", **kr})
+    print(json.dumps(kr), file=sys.stderr)
+    ray.shutdown()
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
