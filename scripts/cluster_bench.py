@@ -1,13 +1,14 @@
 """Ray against `ldmz encode -r` at the same cores: overhead, worker memory, kill-and-resume.
 
-Run: ``python scripts/cluster_bench.py SRC --work DIR [--cpus 2] [--repeats 1] [--kill-after 40]``.
-Back to back, ``--repeats`` times: the single-process batch encode (`ldmz encode -r SRC -o ...`,
-a subprocess, torch on all ``--cpus`` threads), then the same files on a local Ray cluster of
-``--cpus`` CPUs (one encoder actor per CPU, one torch thread each) that this script starts once,
-on 127.0.0.1, before the first Ray run (its start-up is reported apart). Load averages are
-printed around every run: the figures only mean something next to them. Then a driver is
-killed (SIGKILL) after ``--kill-after`` outputs, the run is started again, and every output is
-checked to have been written exactly once. Prints a Markdown report; library code is used as is.
+Run: ``python scripts/cluster_bench.py SRC --work DIR [--cpus 2] [--threads T] [--repeats 1]
+[--kill-after 40]``. Back to back, ``--repeats`` times: the single-process batch encode
+(`ldmz encode -r SRC -o ...`, a subprocess with ``--threads`` torch threads, default ``--cpus``),
+then the same files on a local Ray cluster of ``--cpus`` CPUs (one encoder actor per CPU, one
+torch thread each) that this script starts once, on 127.0.0.1, before the first Ray run (its
+start-up is reported apart). Wall time, CPU seconds (the process tree) and load averages are
+recorded for every run: on a shared machine the figures only mean something next to the load.
+Then a driver is killed (SIGKILL) after ``--kill-after`` outputs (0: skip), the run is started
+again, and every output is checked to have been written exactly once. Prints JSON.
 """
 
 from __future__ import annotations
@@ -32,8 +33,31 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def _baseline(src: Path, out: Path, cpus: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(cpus)}
+def _tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants, alive or reaped by them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(f[1])
+        cpu[int(d.name)] = sum(int(x) for x in f[11:15]) / tick  # utime stime cutime cstime
+    me, total = os.getpid(), 0.0
+    for pid in cpu:
+        p = pid
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            total += cpu[pid]
+    return total
+
+
+def _baseline(src: Path, out: Path, threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run([*LDMZ, "encode", "-r", str(src), "-o", str(out), "-q"], env=env,
@@ -49,12 +73,12 @@ def _baseline(src: Path, out: Path, cpus: int) -> dict:
 def _ray_run(src: Path, out: Path) -> dict:
     from ldmz.codec.cluster.pipeline import encode_dataset
 
-    t0 = time.perf_counter()
+    c0, t0 = _tree_cpu(), time.perf_counter()
     s = encode_dataset([str(src)], out, ray="", cpus_per_worker=1)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _tree_cpu() - c0
     mem = {pid: [(n, round(rss), round(peak)) for n, rss, peak in v]
            for pid, v in s.workers.items()}
-    return {"wall": wall, "summary": s.line(), "encoded": s.encoded, "failed": s.failed,
+    return {"wall": wall, "cpu": cpu, "summary": s.line(), "encoded": s.encoded, "failed": s.failed,
             "errors": s.errors, "audio_s": s.audio_seconds, "stages": s.stage_seconds,
             "workers": mem}
 
@@ -92,6 +116,8 @@ def main() -> None:
     ap.add_argument("src", type=Path)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads of the single-process encode (default: --cpus)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--kill-after", type=int, default=40)
     a = ap.parse_args()
@@ -103,7 +129,7 @@ def main() -> None:
     started = False
     for i in range(a.repeats):
         b = {"load_before": _load()}
-        b.update(_baseline(a.src, a.work / f"single{i}", a.cpus))
+        b.update(_baseline(a.src, a.work / f"single{i}", a.threads or a.cpus))
         b["load_after"] = _load()
         results.append({"variant": "single", **b})
         print(json.dumps(results[-1]), file=sys.stderr)
@@ -118,10 +144,11 @@ def main() -> None:
         r["load_after"] = _load()
         results.append({"variant": "ray", **r})
         print(json.dumps(results[-1])[:2000], file=sys.stderr)
-    address = ray.get_runtime_context().gcs_address
-    kr = _kill_resume(a.src, a.work / "killed", address, a.kill_after)
-    results.append({"variant": "kill-resume", **kr})
-    print(json.dumps(kr), file=sys.stderr)
+    if a.kill_after:
+        address = ray.get_runtime_context().gcs_address
+        kr = _kill_resume(a.src, a.work / "killed", address, a.kill_after)
+        results.append({"variant": "kill-resume", **kr})
+        print(json.dumps(kr), file=sys.stderr)
     ray.shutdown()
     print(json.dumps(results, indent=1))
 

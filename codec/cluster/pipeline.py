@@ -21,7 +21,7 @@ from ldmz.codec.cluster.listing import list_sources
 from ldmz.codec.cluster.work import Encoder, output_rel, read_row, settings_json
 from ldmz.codec.params import EncodeParams
 
-FILES_PER_BLOCK = 8  # inputs per read task: small blocks keep decoded audio in flight small
+FILES_PER_BLOCK = 8  # inputs per read task and per actor call: small, so little audio is in flight
 FLUSH_SECONDS = 1.0  # journal flush interval
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # write_atomic's temporary files
 
@@ -110,7 +110,7 @@ def _ray(todo: list[dict], enc_kwargs: dict, workers: int, cpus: float,
     ds = rd.from_items(todo, override_num_blocks=blocks)
     # Reads take no CPU slot (the actors hold them all); at most `workers` run at once.
     ds = ds.map(read_row, num_cpus=0, compute=rd.TaskPoolStrategy(size=workers))
-    ds = ds.map_batches(Encoder, fn_constructor_kwargs=enc_kwargs, batch_size=1,
+    ds = ds.map_batches(Encoder, fn_constructor_kwargs=enc_kwargs, batch_size=FILES_PER_BLOCK,
                         compute=rd.ActorPoolStrategy(size=workers), num_cpus=cpus,
                         num_gpus=gpus or None)
     yield from ds.iter_rows()

@@ -20,8 +20,6 @@ import numpy as np
 from ldmz.codec.cluster import manifest
 from ldmz.codec.params import EncodeParams
 
-PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
-
 
 def settings_json(params: EncodeParams, tags: Mapping[str, str] | None,
                   source_tags: bool = True) -> str:
@@ -46,10 +44,19 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def _memory() -> tuple[float, float]:
-    """(resident, peak resident) MB of this process."""
-    with open("/proc/self/statm") as f:
-        rss = int(f.read().split()[1]) * PAGE_MB
-    return rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """(private resident, peak resident) MB of this process.
+
+    Private (anonymous) memory is what a worker owns; its total resident size also counts the
+    pages of Ray's shared object store that it has mapped, which grow until the store has cycled
+    once and are not the worker's.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as f:
+            anon = next(int(ln.split()[1]) for ln in f if ln.startswith("RssAnon:"))
+        return anon / 1024, peak
+    except (OSError, StopIteration):  # not Linux
+        return peak, peak
 
 
 def _one_line(src: str, e: BaseException) -> str:
