@@ -385,9 +385,12 @@ def run_encode(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in TAG_OPTIONS if getattr(args, k)}
 
     def convert(src: Path, dst: Path | None) -> None:
-        from ldmz.codec.models import load_model
+        from ldmz.codec.models import ModelError, load_model
 
-        load_model(params.model, params.device, params.offline or None)  # cached: not timed
+        try:  # cached, so the speed leaves loading out; a bad model is reported by encode,
+            load_model(params.model, params.device, params.offline or None)
+        except ModelError:  # after the audio it cannot read (that message comes first)
+            pass
         progress, close = _bar(args, src.name)
         t0 = time.perf_counter()
         try:
