@@ -814,3 +814,79 @@ def test_model_loading_is_shown_once(qtbot: object, win: MainWindow, ldmz_path: 
     idle(qtbot, win)
     assert "Loading the model (once per session)" not in stages and "Decoding" in stages
     assert registry.load_model.cache_info().misses == misses  # the loaded model was reused
+
+
+def _forged(src: Path, dst: Path, edit: object) -> Path:
+    """``src`` with its header edited (and the header CRC made right again), at ``dst``."""
+    import msgpack
+
+    from ldmz.formats.chunks import crc32
+    from ldmz.formats.container import PREAMBLE
+
+    data = src.read_bytes()
+    hlen = PREAMBLE.unpack(data[:16])[4]
+    h = LdmzFile.load(src).header.to_dict()
+    edit(h)  # type: ignore[operator]
+    hb = msgpack.packb(h, use_bin_type=True)
+    head = data[:8] + len(hb).to_bytes(4, "little")
+    dst.write_bytes(head + crc32(head, hb).to_bytes(4, "little") + hb + data[16 + hlen:])
+    return dst
+
+
+def test_hostile_files_cost_what_their_audio_costs_in_the_app(
+        qtbot: object, win: MainWindow, wav: Path, tiny_model: Path, tmp_path: Path,
+        dialogs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 in the app: what a header claims is refused in the worker with one dialog, and
+    a file asking for one huge decode window decodes in the model's windows, at the cost of
+    its audio."""
+    import tracemalloc
+
+    from ldmz.codec import api
+    from ldmz.codec.api import encode
+    from ldmz.codec.audio_io import read_audio
+    from ldmz.codec.models import load_model
+
+    model = load_model(str(tiny_model), "cpu")
+    monkeypatch.setattr(api, "model_window", lambda m: 4)  # latent frames per VAE call
+    seen: list[int] = []
+    cls = type(model.vae)
+    real = cls.decode
+    monkeypatch.setattr(cls, "decode", lambda self, z, *a, **k: seen.append(z.shape[2])
+                        or real(self, z, *a, **k))
+
+    audio, sr = read_audio(wav)
+    audio = np.tile(audio, 3)  # 4.5 s: more latent frames than one model window holds
+    win.enc = EncodeParams(model=str(tiny_model))  # the folder is the user's choice here
+    win.dec = DecodeParams(vocoder="griffinlim", griffinlim_iters=8)
+    normal = tmp_path / "normal.ldmz"
+    encode(audio, sr, EncodeParams(model=str(tiny_model))).save(normal)
+    huge = tmp_path / "huge.ldmz"  # frames_per_chunk far beyond the model's window
+    encode(audio, sr, EncodeParams(model=str(tiny_model), chunk_seconds=3000.0)).save(huge)
+    assert LdmzFile.load(huge).header.latent.frames_per_chunk > 50000
+
+    def peak_decoding(path: Path) -> int:
+        win.open_path(path)
+        tracemalloc.start()
+        idle(qtbot, win)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert win.coded is not None and dialogs == [], dialogs
+        return peak
+
+    peak_decoding(normal)  # the model loads once: measure warm decodes only
+    base = peak_decoding(normal)
+    peak = peak_decoding(huge)
+    print(f"traced peak while decoding: normal {base >> 10} KiB, huge window {peak >> 10} KiB")
+    assert peak < 2 * base + (16 << 20)
+    frames = LdmzFile.load(huge).header.latent.frames
+    assert frames > 4 + 2 * model.context  # so one window over the whole file would show
+    assert seen and max(seen) <= 4 + 2 * model.context  # the model's window, not the file's
+    cases = {"gain": lambda h: h["source"].update(gain=[1e300]),
+             "rate": lambda h: h["source"].update(sample_rate=10_000_000),
+             "frames": lambda h: h["latent"].update(frames=64 * h["latent"]["frames"])}
+    for name, edit in cases.items():
+        dialogs.clear()
+        bad = _forged(normal, tmp_path / f"{name}.ldmz", edit)
+        win.open_path(bad)
+        idle(qtbot, win)
+        assert len(dialogs) == 1 and f"{name}.ldmz" in dialogs[0][1], (name, dialogs)
