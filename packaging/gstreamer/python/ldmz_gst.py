@@ -26,6 +26,7 @@ gi.require_version("Gst", "1.0")
 from gi.repository import GObject, Gst  # noqa: E402
 
 LDMZ_CAPS = "audio/x-ldmz"
+KNOWN_MAJORS = (1, 2)  # format versions ldmz reads (formats.container.MAJORS; no import here)
 RAW_CAPS = ("audio/x-raw, format=(string)F32LE, layout=(string)interleaved, "
             "rate=(int)[1, 1000000], channels=(int)[1, 64]")
 VENV_ENV = "LDMZ_VENV"  # a virtual environment with ldmz installed (its site-packages is used)
@@ -208,7 +209,7 @@ def typefind(find: Gst.TypeFind, *_data: object) -> None:
     except Exception:  # noqa: BLE001 - a typefinder must never break other formats' detection
         return
     if head and head[:4] == b"LDMZ":
-        sure = head[4] == 1 and head[6:8] == b"\0\0"  # major version 1, flags 0
+        sure = head[4] in KNOWN_MAJORS and head[6:8] == b"\0\0"  # a known major, flags 0
         prob = Gst.TypeFindProbability.MAXIMUM if sure else Gst.TypeFindProbability.LIKELY
         find.suggest(prob, Gst.Caps.from_string(f"{LDMZ_CAPS}, version=(int){head[4]}"))
 
@@ -612,7 +613,7 @@ class LdmzEnc(Gst.Element):
         Gst.PadTemplate.new("sink", Gst.PadDirection.SINK, Gst.PadPresence.ALWAYS,
                             Gst.Caps.from_string(RAW_CAPS)),
         Gst.PadTemplate.new("src", Gst.PadDirection.SRC, Gst.PadPresence.ALWAYS,
-                            Gst.Caps.from_string(f"{LDMZ_CAPS}, version=(int)1")),
+                            Gst.Caps.from_string(f"{LDMZ_CAPS}, version=(int)[1, 2]")),
     )
     bits = GObject.Property(type=int, default=0, minimum=0, maximum=8, nick="Bits",
                             blurb="quantizer depth of the widest latent channel "
@@ -695,7 +696,7 @@ class LdmzEnc(Gst.Element):
             self.srcpad.push_event(Gst.Event.new_eos())
             return
         self.srcpad.push_event(Gst.Event.new_caps(
-            Gst.Caps.from_string(f"{LDMZ_CAPS}, version=(int)1")))
+            Gst.Caps.from_string(f"{LDMZ_CAPS}, version=(int){data[4]}")))
         seg = Gst.Segment()
         seg.init(Gst.Format.BYTES)
         self.srcpad.push_event(Gst.Event.new_segment(seg))
