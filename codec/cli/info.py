@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from ldmz.codec.cli import plural
@@ -37,7 +37,8 @@ def _round(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def summary(f: LdmzFile, file_size: int, verified: str = "crc") -> dict[str, Any]:
+def summary(f: LdmzFile, file_size: int, verified: str = "crc",
+            chunk_index: bool = True) -> dict[str, Any]:
     """Readable facts about a file: duration, bitrate, compression ratio and the header."""
     h = f.header
     dur = h.duration
@@ -60,7 +61,8 @@ def summary(f: LdmzFile, file_size: int, verified: str = "crc") -> dict[str, Any
         "checksums_ok": True,
         "damaged_chunks": [],
         "verified": verified,
-        "header": h.to_dict(),
+        # the text view never shows the chunk index: 65536 entries are not converted for it
+        "header": (h if chunk_index else replace(h, chunks=())).to_dict(),
     }
 
 
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with open_damaged(path) as f:
                 damage = damaged_chunks(f, inflate=args.verify)
-                s = summary(f, f.file_size, "full" if args.verify else "crc")
+                s = summary(f, f.file_size, "full" if args.verify else "crc", args.json)
         except FormatError as e:
             print(printable(e), file=sys.stderr)
             rc = 1
