@@ -56,7 +56,7 @@ def test_default_writes_format_2_when_the_model_has_tables(ec_model: Path, wav: 
     assert out.read_bytes()[4] == 2
     back = tmp_path / "a.wav"
     assert main(["decode", str(out), "-o", str(back), "-q", "--vocoder", "griffinlim",
-                 "--griffinlim-iters", "2"]) == 0
+                 "--griffinlim-iters", "2", "--model", str(ec_model)]) == 0
     assert sf.info(back).frames == sf.info(wav).frames
 
 
@@ -127,7 +127,8 @@ def test_damaged_entropy_coded_file_is_one_line(ec_model: Path, wav: Path, tmp_p
     bad = tmp_path / "bad.ldmz"
     bad.write_bytes(bytes(data))
     capsys.readouterr()
-    for argv in (["info", str(bad)], ["decode", str(bad), "-o", str(tmp_path / "y.wav"), "-q"]):
+    for argv in (["info", str(bad)], ["decode", str(bad), "-o", str(tmp_path / "y.wav"), "-q",
+                                      "--model", str(ec_model)]):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "checksum" in err
