@@ -88,8 +88,8 @@ def test_cluster_encode_manifest_and_same_bytes(cluster: str, tree: Path, tmp_pa
             h.source.channels, h.source.sample_rate, h.latent.frames)
         assert r["duration"] == pytest.approx(h.duration)
         assert r["kbps"] == pytest.approx(len(data) * 8 / h.duration / 1000)
-        assert (r["model_id"], r["weights_sha256"], r["bits"]) == (
-            h.model.id, h.model.weights_sha256, 2)
+        assert (r["model_id"], r["weights_sha256"], r["coding"], r["bits"], r["quality"]) == (
+            h.model.id, h.model.weights_sha256, "affine", 2, -1)
         # the same bytes as `ldmz encode` in one process (same torch thread count: 1)
         single = tmp_path / "single" / out.name
         single.parent.mkdir(exist_ok=True)

@@ -31,7 +31,9 @@ COLUMNS: dict[str, str] = {
     "model_id": "string",
     "model_revision": "string",
     "weights_sha256": "string",
-    "bits": "int32",           # requested bits (of the widest latent channel)
+    "coding": "string",        # the file's quantizer: "affine" or "rans" (entropy-coded)
+    "bits": "int32",           # affine: requested bits of the widest latent channel, else 0
+    "quality": "int32",        # rans: the quality level of the model's tables, else -1
     "kbps": "float64",         # output bits per second of audio
     "bytes": "int64",          # output size
     "sha256": "string",        # SHA-256 of the output file

@@ -19,6 +19,7 @@ import numpy as np
 
 from ldmz.codec.cluster import manifest
 from ldmz.codec.params import EncodeParams
+from ldmz.formats import Header
 
 
 def settings_json(params: EncodeParams, tags: Mapping[str, str] | None,
@@ -135,7 +136,7 @@ class Encoder:
         t0 = time.perf_counter()
         res = manifest.blank(**{k: row[k] for k in ("path", "output", "source_bytes",
                                                      "source_mtime_ns")})
-        res.update(settings=self.settings, bits=self.params.bits, state=row["state"],
+        res.update(settings=self.settings, state=row["state"],
                    error=row["error"], read_s=float(row["read_s"]), encode_s=0.0, write_s=0.0)
         if row["state"] == "todo":
             try:
@@ -159,9 +160,8 @@ class Encoder:
         res.update(duration=n / sr, channels=ch, sample_rate=sr, model_id=info.id,
                    model_revision=info.revision, weights_sha256=info.weights_sha256)
         if out.exists() and not self.force:
-            frames = self._adopt(out, ch, n, sr, tags)
-            res.update(state="adopted", frames=frames, bytes=out.stat().st_size,
-                       sha256=sha256_file(out))
+            h = self._adopt(out, ch, n, sr, tags)
+            res.update(state="adopted", bytes=out.stat().st_size, sha256=sha256_file(out))
         else:
             audio = np.frombuffer(row["audio"], np.float32).reshape(ch, n)
             f = encode_channels(lambda c: audio[c], ch, sr, self.params, tags, None, row["uri"])
@@ -170,12 +170,16 @@ class Encoder:
             out.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(out, data, overwrite=self.force)
             res["write_s"] = time.perf_counter() - t1
-            res.update(frames=f.header.latent.frames, bytes=len(data),
-                       sha256=hashlib.sha256(data).hexdigest())
-        res["kbps"] = res["bytes"] * 8 / res["duration"] / 1000
+            res.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+            h = f.header
+        q = h.quantizer
+        res.update(frames=h.latent.frames, coding=q.mode,
+                   bits=self.params.bits if q.mode == "affine" else 0,
+                   quality=q.quality if q.mode == "rans" else -1,
+                   kbps=res["bytes"] * 8 / res["duration"] / 1000)
 
-    def _adopt(self, out: Path, ch: int, n: int, sr: int, tags: dict) -> int:
-        """Latent frames of an output a killed run wrote but did not record, if these settings
+    def _adopt(self, out: Path, ch: int, n: int, sr: int, tags: dict) -> Header:
+        """The header of an output a killed run wrote but did not record, if these settings
         made it from this audio; else FileExistsError."""
         from ldmz.formats import LdmzError, LdmzFile
 
@@ -190,9 +194,10 @@ class Encoder:
         same = (h.model.id == m.info.id and h.model.weights_sha256 == m.info.weights_sha256
                 and (h.source.sample_rate, h.source.channels, h.source.samples) == (sr, ch, n)
                 and h.latent.frames_per_chunk == win and h.vocoder == (p.vocoder or m.vocoder)
-                and dict(h.tags) == tags
-                and max(h.quantizer.bits, default=0) <= p.bits)
+                and dict(h.tags) == tags and p.coding in ("auto", h.quantizer.mode)
+                and (max(h.quantizer.bits, default=0) <= p.bits if h.quantizer.mode == "affine"
+                     else p.quality in (-1, h.quantizer.quality) or p.kbps > 0))
         if not same:
             raise FileExistsError(f"{out}: already exists, made from other audio or settings "
                                   f"(use --force to overwrite)")
-        return h.latent.frames
+        return h
