@@ -132,7 +132,8 @@ def test_ldmzvoc_decode_stream_joins(tiny_patchvae: Path, tmp_path: Path, signal
     _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
     f = api.encode(signals.chirp(3.0, 22050)[None], 22050,
                    EncodeParams(model=str(tiny_patchvae), bits=8, device="cpu"))
-    dp = DecodeParams(vocoder="ldmzvoc", device="cpu")
+    # a file names no paths: the folder model is passed, as `ldmz decode --model PATH` does
+    dp = DecodeParams(vocoder="ldmzvoc", device="cpu", model=str(tiny_patchvae))
     whole = np.concatenate(list(api.decode_stream(f, dp)))
     st = api.decode_stream(f, dp, vocoder_window=40)
     assert st.vocoder == "ldmzvoc"
