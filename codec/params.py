@@ -20,6 +20,7 @@ class EncodeParams:
     bits: int = 2  # affine coding: bits of the widest latent channel
     chunk_seconds: float = 10.0
     # "auto": entropy-coded ("rans") when the model folder has entropy tables, else "affine"
+    # (then ``bits`` is not used: ask for coding="affine" to get format 1 at ``bits``)
     coding: str = "auto"
     quality: int = -1  # rans: quality level of the model's tables; -1 = the tables' default
     kbps: float = 0.0  # rans: pick the highest quality whose file fits this rate (0 = off)

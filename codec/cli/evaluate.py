@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     d.add_argument("file", nargs="?", default=str(EXAMPLE), metavar="FILE",
                    help="audio to try (default: the bundled example)")
     d.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="N",
-                   help="bits of the widest latent channel, 1..8 (default: the encoder's)")
+                   help="affine coding (format 1) with N bits on the widest latent channel, "
+                        "1..8 (default: the encoder's default coding)")
     d.add_argument("--model", default=None, metavar="NAME",
                    help="model name or folder (default: the encoder's)")
     d.add_argument("--vocoder", default="", metavar="NAME",
@@ -133,7 +134,8 @@ def run_demo(args: argparse.Namespace) -> int:
     src = Path(args.file)
     audio, sr = read_audio(src)
     ep = EncodeParams()
-    ep = EncodeParams(model=args.model or ep.model, bits=args.bits or ep.bits)
+    ep = EncodeParams(model=args.model or ep.model, bits=args.bits or ep.bits,
+                      coding="affine" if args.bits else ep.coding)  # --bits: format 1
     out = Path(args.out)
     ldmz_path, wav_path = out / (src.stem + ".ldmz"), out / (src.stem + ".decoded.wav")
     for p in (ldmz_path, wav_path):  # refuse before the work, not after it
@@ -151,7 +153,9 @@ def run_demo(args: argparse.Namespace) -> int:
     size = ldmz_path.stat().st_size
     dur = audio.shape[1] / sr
     print(f"{src}: {dur:.2f} s, {audio.shape[0]} ch @ {sr} Hz")
-    print(f"  model {f.header.model.id}, bits {ep.bits} -> {ldmz_path} ({size} bytes)")
+    q = f.header.quantizer
+    coding = f"quality {q.quality} (rans)" if q.mode == "rans" else f"bits {ep.bits}"
+    print(f"  model {f.header.model.id}, {coding} -> {ldmz_path} ({size} bytes)")
     print(f"  bitrate {f.header.bitrate_kbps(size):.2f} kbps, compression "
           f"{f.header.compression_ratio(size):.0f}:1 vs 16-bit PCM")
     print(f"  encode {t_enc:.2f} s ({dur / t_enc:.2f}x real time), decode {t_dec:.2f} s "
