@@ -7,6 +7,8 @@ import os
 import numpy as np
 import torch
 
+from ldmz.codec.models.registry import dataset_tables
+from ldmz.formats import EntropyTables
 from ldmz.formats.dataset import LatentDataset
 
 
@@ -15,8 +17,12 @@ class LatentTorchDataset(torch.utils.data.Dataset):
     time; each DataLoader worker draws from its own seed (torch's per-worker seed)."""
 
     def __init__(self, source: str | os.PathLike, crop: int | None = None,
-                 channel: int | None = None) -> None:
-        self.data = LatentDataset(source, crop, channel)
+                 channel: int | None = None, tables: EntropyTables | None = None) -> None:
+        """``tables``: for entropy-coded files; default: those of the model named by the first
+        file, found in its (embedded or local) model folder."""
+        if tables is None:
+            tables = dataset_tables(source)
+        self.data = LatentDataset(source, crop, channel, tables=tables)
         self._rng: tuple[int, np.random.Generator] | None = None
 
     def __len__(self) -> int:

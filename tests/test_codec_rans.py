@@ -148,3 +148,16 @@ def test_info_shows_coding_and_bits_per_value(ec_model: Path, wav: Path, tmp_pat
     assert s["coding"] == "rans" and s["quality"] == 2
     assert s["bits_per_value"] == [round(b, 4) for b in f.chunk_bits_per_value()]
     assert s["header_bytes"] == out.stat().st_size - f.header.data_size < 200
+
+
+def test_torch_dataset_finds_the_model_tables(ec_model: Path, wav: Path, tmp_path: Path) -> None:
+    from ldmz.codec.dataset import LatentTorchDataset
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    assert main(["encode", str(wav), "--model", str(ec_model), "-o", str(out / "a.ldmz"),
+                 "-q"]) == 0
+    f = LdmzFile.load(out / "a.ldmz")
+    assert f.entropy_coded
+    ds = LatentTorchDataset(out, crop=8)
+    assert tuple(ds[0].shape) == (8, 8, 20)

@@ -238,6 +238,33 @@ def _load_folder(folder: Path, device: str, name: str | None,
                        folder=folder, device=device, tables=tables, default_quality=default_q)
 
 
+def find_tables(name: str) -> EntropyTables | None:
+    """The entropy tables of model ``name`` (embedded name or folder) without loading weights;
+    None if that model folder has none or is not local."""
+    embedded = EMBEDDED_DIR / name
+    folder = embedded if "/" not in name and embedded.is_dir() else Path(name).expanduser()
+    return _tables(folder)[0] if folder.is_dir() else None
+
+
+def dataset_tables(source: str | os.PathLike[str]) -> EntropyTables | None:
+    """The tables of the model that made a dataset's first file, if it is entropy-coded (a
+    dataset is one model's latents); ModelError if that model's folder is not found."""
+    from ldmz.formats import LdmzFile
+    from ldmz.formats.dataset import list_items
+
+    items = list_items(source)
+    if not items:
+        return None
+    f = LdmzFile.load(items[0].path, lazy=True)
+    if not f.entropy_coded:
+        return None
+    tables = find_tables(f.header.model.id)
+    if tables is None:
+        raise ModelError(f"{items[0].path}: entropy-coded by model '{f.header.model.id}', whose "
+                         f"tables were not found; pass tables=load_tables(PATH)")
+    return tables
+
+
 def _tables(folder: Path) -> tuple[EntropyTables | None, int]:
     """The folder's entropy tables and their default quality, or (None, 0) if it has none."""
     from ldmz.formats.entropy import load_tables, read_tables_meta
