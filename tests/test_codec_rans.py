@@ -152,6 +152,9 @@ def test_info_shows_coding_and_bits_per_value(ec_model: Path, wav: Path, tmp_pat
 
 def test_torch_dataset_finds_the_model_tables(ec_model: Path, wav: Path, tmp_path: Path) -> None:
     from ldmz.codec.dataset import LatentTorchDataset
+    from ldmz.codec.errors import ModelError
+    from ldmz.codec.models.registry import TABLES_FILE, find_tables
+    from ldmz.formats import load_tables
 
     out = tmp_path / "ds"
     out.mkdir()
@@ -159,5 +162,8 @@ def test_torch_dataset_finds_the_model_tables(ec_model: Path, wav: Path, tmp_pat
                  "-q"]) == 0
     f = LdmzFile.load(out / "a.ldmz")
     assert f.entropy_coded
-    ds = LatentTorchDataset(out, crop=8)
+    with pytest.raises(ModelError, match="not embedded"):  # a file names no folder to read
+        LatentTorchDataset(out, crop=8)
+    ds = LatentTorchDataset(out, crop=8, tables=load_tables(ec_model / TABLES_FILE))
     assert tuple(ds[0].shape) == (8, 8, 20)
+    assert find_tables("ldmz-small") is not None and find_tables(str(ec_model)) is None

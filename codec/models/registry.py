@@ -239,11 +239,11 @@ def _load_folder(folder: Path, device: str, name: str | None,
 
 
 def find_tables(name: str) -> EntropyTables | None:
-    """The entropy tables of model ``name`` (embedded name or folder) without loading weights;
-    None if that model folder has none or is not local."""
+    """The entropy tables of the embedded model ``name``, without loading weights; None for
+    any other name (a file names models, never paths: folders' tables are passed by the user)."""
     embedded = EMBEDDED_DIR / name
-    folder = embedded if "/" not in name and embedded.is_dir() else Path(name).expanduser()
-    return _tables(folder)[0] if folder.is_dir() else None
+    ok = "/" not in name and "\\" not in name and name not in ("", ".", "..")
+    return _tables(embedded)[0] if ok and embedded.is_dir() else None
 
 
 def dataset_tables(source: str | os.PathLike[str]) -> EntropyTables | None:
@@ -260,8 +260,8 @@ def dataset_tables(source: str | os.PathLike[str]) -> EntropyTables | None:
         return None
     tables = find_tables(f.header.model.id)
     if tables is None:
-        raise ModelError(f"{items[0].path}: entropy-coded by model '{f.header.model.id}', whose "
-                         f"tables were not found; pass tables=load_tables(PATH)")
+        raise ModelError(f"{items[0].path}: entropy-coded by a model that is not embedded; pass "
+                         f"tables=load_tables(MODEL_FOLDER/{TABLES_FILE})")
     return tables
 
 
