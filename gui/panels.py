@@ -124,6 +124,12 @@ class TagsPanel(QWidget):
             e.setText(tags.get(k, ""))
 
 
+# The codec panel's payload codings: EncodeParams.coding "auto" is the entropy coding (format 2)
+# with a model that has entropy tables, and the affine coding for one without (as `ldmz encode`).
+CODINGS = (("entropy (quality)", "auto"), ("affine (bits)", "affine"))
+MAX_QUALITY = 15  # the spin box's top; the model's tables bound the level at encode time
+
+
 class CodecPanel(QWidget):
     """The codec's EncodeParams / DecodeParams as a form; ``changed`` fires on every edit."""
 
@@ -142,8 +148,25 @@ class CodecPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.model, 1)
         row.addWidget(browse)
+        self.coding = QComboBox()
+        for label, key in CODINGS:
+            self.coding.addItem(label, key)
+        self.coding.setToolTip("entropy: format 2, rate set by the quality level (or a kbps "
+                               "target); affine: format 1, the older coding, rate set by bits")
+        self.quality = QSpinBox()
+        self.quality.setRange(-1, MAX_QUALITY)
+        self.quality.setSpecialValueText("model default")
+        self.quality.setToolTip("quality level of the model's entropy tables, 0 = smallest")
+        self.kbps = QDoubleSpinBox()
+        self.kbps.setRange(0.0, 512.0)
+        self.kbps.setDecimals(1)
+        self.kbps.setSuffix(" kbps")
+        self.kbps.setSpecialValueText("off")
+        self.kbps.setToolTip("the highest quality whose file fits this rate, header included "
+                             "(overrides the quality level; off: use the level)")
         self.bits = QSpinBox()
         self.bits.setRange(1, 8)
+        self.bits.setToolTip("affine coding: bits of the widest latent channel")
         self.chunk = QDoubleSpinBox()
         self.chunk.setRange(0.5, 600.0)
         self.chunk.setSuffix(" s")
@@ -158,6 +181,9 @@ class CodecPanel(QWidget):
         self.decode_button = QPushButton("Decode again")
         form = QFormLayout(self)
         form.addRow("Model", row)
+        form.addRow("Coding", self.coding)
+        form.addRow("Quality", self.quality)
+        form.addRow("Target rate", self.kbps)
         form.addRow("Bits", self.bits)
         form.addRow("Chunk", self.chunk)
         form.addRow("Vocoder", self.vocoder)
@@ -168,18 +194,30 @@ class CodecPanel(QWidget):
         buttons.addWidget(self.decode_button)
         form.addRow(buttons)
         self.model.currentTextChanged.connect(self._emit)
-        for w in (self.bits, self.chunk, self.gl_iters):
+        for w in (self.quality, self.kbps, self.bits, self.chunk, self.gl_iters):
             w.valueChanged.connect(self._emit)
-        for w in (self.vocoder, self.device):
+        for w in (self.coding, self.vocoder, self.device):
             w.currentIndexChanged.connect(self._emit)
+        self.coding.currentIndexChanged.connect(self._enable_rate)
+        self._enable_rate()
 
     def _emit(self, *_: object) -> None:
         self.changed.emit()
+
+    def _enable_rate(self, *_: object) -> None:
+        """Bits only for the affine coding; quality and kbps only for the entropy coding."""
+        affine = self.coding.currentData() == "affine"
+        self.bits.setEnabled(affine)
+        self.quality.setEnabled(not affine)
+        self.kbps.setEnabled(not affine)
 
     def set_params(self, enc: EncodeParams, dec: DecodeParams) -> None:
         """Show ``enc`` and ``dec`` (without emitting ``changed``)."""
         self.blockSignals(True)
         self.model.setCurrentText(enc.model)
+        self.coding.setCurrentIndex(0 if enc.coding != "affine" else 1)
+        self.quality.setValue(max(-1, min(enc.quality, MAX_QUALITY)))
+        self.kbps.setValue(max(0.0, enc.kbps))
         self.bits.setValue(enc.bits)
         self.chunk.setValue(enc.chunk_seconds)
         i = self.vocoder.findData(dec.vocoder or enc.vocoder)
@@ -187,6 +225,7 @@ class CodecPanel(QWidget):
         self.gl_iters.setValue(dec.griffinlim_iters)
         self.device.setCurrentText(enc.device)
         self.blockSignals(False)
+        self._enable_rate()
 
     def params(self, enc: EncodeParams, dec: DecodeParams) -> tuple[EncodeParams, DecodeParams]:
         """``enc`` and ``dec`` with the form's values."""
@@ -195,8 +234,9 @@ class CodecPanel(QWidget):
         voc = self.vocoder.currentData() or ""
         dev = self.device.currentText()
         return (replace(enc, model=self.model.currentText().strip() or EncodeParams().model,
-                        bits=self.bits.value(), chunk_seconds=self.chunk.value(), vocoder=voc,
-                        device=dev, coding="affine"),  # the panel sets bits (no quality yet)
+                        coding=self.coding.currentData(), quality=self.quality.value(),
+                        kbps=self.kbps.value(), bits=self.bits.value(),
+                        chunk_seconds=self.chunk.value(), vocoder=voc, device=dev),
                 replace(dec, vocoder=voc, griffinlim_iters=self.gl_iters.value(), device=dev))
 
     def _browse(self) -> None:

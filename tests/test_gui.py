@@ -259,6 +259,52 @@ def test_compress_round_trip_updates_metrics_and_saves(
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_codec_panel_coding_choice(qtbot: object, win: MainWindow, wav: Path, tiny_model: Path,
+                                   tmp_path: Path, dialogs: list) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rans_tests",
+                                                  Path(__file__).with_name("test_codec_rans.py"))
+    assert spec is not None and spec.loader is not None
+    rans_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rans_tests)
+    model = rans_tests._with_tables(tiny_model, tmp_path / "tiny-ec", default=2)
+    panel = win.codec
+    # the default: the entropy coding at the tables' default quality; bits greyed out
+    assert panel.coding.currentData() == "auto" and panel.quality.value() == -1
+    assert not panel.bits.isEnabled() and panel.quality.isEnabled()
+    win.open_path(wav)
+    idle(qtbot, win)
+    panel.model.setCurrentText(str(model))
+    win.actions_["compress"].trigger()
+    idle(qtbot, win, 60000)
+    assert dialogs == [] and win.ldmz is not None
+    assert win.ldmz.entropy_coded and win.ldmz.header.quantizer.quality == 2
+    assert win.ldmz.to_bytes()[4] == 2  # format 2
+    # an explicit quality level reaches the encoder
+    panel.quality.setValue(0)
+    win.actions_["compress"].trigger()
+    idle(qtbot, win, 60000)
+    assert win.ldmz.entropy_coded and win.ldmz.header.quantizer.quality == 0
+    # affine: format 1 with the chosen bits; quality greyed out
+    panel.coding.setCurrentIndex(panel.coding.findData("affine"))
+    assert panel.bits.isEnabled() and not panel.quality.isEnabled()
+    panel.bits.setValue(5)
+    assert win.enc.coding == "affine" and win.enc.bits == 5
+    win.actions_["compress"].trigger()
+    idle(qtbot, win, 60000)
+    assert dialogs == []
+    assert not win.ldmz.entropy_coded and win.ldmz.to_bytes()[4] == 1
+    assert max(win.ldmz.header.quantizer.bits) == 5
+    # persisted as plain values and shown again by a new window
+    saved = AppSettings(win.settings.store.path).encode_params()
+    assert (saved.coding, saved.bits, saved.quality) == ("affine", 5, 0)
+    w2 = MainWindow(AppSettings(win.settings.store.path), Player(stream_factory=FakeFactory()))
+    qtbot.addWidget(w2)
+    assert w2.codec.coding.currentData() == "affine" and w2.codec.bits.isEnabled()
+    assert w2.codec.quality.value() == 0
+
+
 def test_ab_switch_keeps_position_without_gap(qtbot: object, factory: FakeFactory) -> None:
     a = np.arange(1000, dtype=np.float32)[None] / 1000
     b = -a
