@@ -107,4 +107,4 @@ def test_rate_distortion_mode_lowers_the_rate(manifest: Path, tmp_path: Path) ->
     assert recs[-1]["bits_per_value"] < recs[0]["bits_per_value"]
     assert {"l1_step1.3", "bits_step0.6"} <= set(recs[-1])
     state = torch.load(out / "last.pt", weights_only=True)
-    assert set(state["rate"]) == {"mean", "log_scale", "alpha"}
+    assert set(state["extra"]["rate"]) == {"mean", "log_scale", "alpha"}  # loop.run's "extra"

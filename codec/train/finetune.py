@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,15 +18,9 @@ import torch
 from ldmz.codec.errors import TrainError
 from ldmz.codec.models import LoadedModel, ModelError, load_model, quiet_loading, weights_hash
 from ldmz.codec.params import from_json
+from ldmz.codec.train.loop import LoopConfig, run
 from ldmz.codec.train.mels import build_cache, read_manifest
-from ldmz.codec.train.trainer import (
-    TrainConfig,
-    _lr,
-    crop_batch,
-    evaluate,
-    plot_log,
-    quant_noise,
-)
+from ldmz.codec.train.trainer import PLOT_KEYS, crop_batch, evaluate, quant_noise
 from ldmz.formats import MelParams
 
 FinetuneError = TrainError  # the name earlier releases exported
@@ -127,14 +120,6 @@ def export_finetuned(model: LoadedModel, base: LoadedModel, folder: Path, step: 
     return rev
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop records past ``step`` (written after the checkpoint a resumed run restarts from)."""
-    if path.exists():
-        keep = [ln for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in keep))
-
-
 def finetune(cfg: FinetuneConfig, log: Callable[[str], object] = print) -> Path:
     """Fine-tune (or resume) the decoder of ``cfg.base``; returns the run folder.
 
@@ -150,116 +135,110 @@ def finetune(cfg: FinetuneConfig, log: Callable[[str], object] = print) -> Path:
         torch.set_num_threads(threads)
 
 
-def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
-    base = load_model(cfg.base, cfg.device, cfg.offline or None)
-    if not base.autoencoder.decoder_prefixes:
-        raise ModelError(f"{cfg.base}: its autoencoder ({type(base.autoencoder).__name__}) "
-                         f"names no decoder parameters to fine-tune")
-    manifest, out = Path(cfg.manifest), cfg.out_dir
-    if not manifest.exists():
-        raise FinetuneError(f"{manifest}: no training manifest; run "
-                            f"scripts/prepare_training_data.py or pass --data MANIFEST")
-    torch.manual_seed(cfg.seed)
-    train_data = mel_cache(manifest, "train", base.mel)
-    if train_data is None:
-        raise FinetuneError(f"{manifest}: no 'train' rows; add audio files with split 'train'")
-    val_data = mel_cache(manifest, "val", base.mel) or train_data
-    down, dev = base.geometry.time_downsample, base.device
-    frames = -(-cfg.frames // down) * down
-    floor = math.log(base.mel.log_floor)
-    val = crop_batch(val_data, cfg.val_batch, 2 * frames, 0.0, floor,
-                 np.random.default_rng(1234)).to(dev)
+class FinetuneTask:
+    """The decoder of a loaded model (encoder frozen) for :func:`loop.run`."""
 
-    # load_model's cached base stays intact
-    model = replace(base, autoencoder=copy.deepcopy(base.autoencoder))
-    train_names = set(decoder_params(model))
-    params = []
-    for n, p in model.vae.named_parameters():
-        p.requires_grad_(n in train_names)
-        if n in train_names:
-            params.append(p)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    sched = TrainConfig(steps=cfg.steps, lr=cfg.lr, lr_min=cfg.lr_min, warmup=cfg.warmup)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt, log_path = out / "last.pt", out / "train.log"
-    step, rng = 0, np.random.default_rng(cfg.seed)
-    if ckpt.exists():
+    def __init__(self, cfg: FinetuneConfig, base: LoadedModel,
+                 log: Callable[[str], object]) -> None:
+        manifest, self.out = Path(cfg.manifest), cfg.out_dir
+        if not manifest.exists():
+            raise FinetuneError(f"{manifest}: no training manifest; run "
+                                f"scripts/prepare_training_data.py or pass --data MANIFEST")
+        train_data = mel_cache(manifest, "train", base.mel)
+        if train_data is None:
+            raise FinetuneError(f"{manifest}: no 'train' rows; add audio files with split "
+                                f"'train'")
+        val_data = mel_cache(manifest, "val", base.mel) or train_data
+        down, self.dev = base.geometry.time_downsample, base.device
+        self.cfg, self.base, self.data, self.log = cfg, base, train_data, log
+        self.frames = -(-cfg.frames // down) * down
+        self.floor = math.log(base.mel.log_floor)
+        self.val = crop_batch(val_data, cfg.val_batch, 2 * self.frames, 0.0, self.floor,
+                              np.random.default_rng(1234)).to(self.dev)
+        # load_model's cached base stays intact
+        self.loaded = replace(base, autoencoder=copy.deepcopy(base.autoencoder))
+        self.model = self.loaded.vae
+        names = set(decoder_params(self.loaded))
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in names)
+        self.amp = torch.autocast(torch.device(self.dev).type, dtype=torch.bfloat16,
+                                  enabled=cfg.bf16)
+
+    def check_resume(self, ckpt: Path) -> None:
+        """Refuse a checkpoint of another base or of another model."""
         state = torch.load(ckpt, weights_only=True, map_location="cpu")
-        if state["encoder_of"] != base_record(base):
-            raise FinetuneError(f"{ckpt}: fine-tuned from '{state['encoder_of']['id']}', "
-                                f"not '{base.info.id}'; pass another --out")
-        got = model.vae.load_state_dict(state["decoder"], strict=False)
-        if got.unexpected_keys or set(got.missing_keys) & train_names:
+        if "model" not in state or "extra" not in state:
+            raise FinetuneError(f"{ckpt}: not a decoder checkpoint of this release; pass "
+                                f"another --out")
+        if state["extra"]["encoder_of"] != base_record(self.base):
+            raise FinetuneError(f"{ckpt}: fine-tuned from "
+                                f"'{state['extra']['encoder_of']['id']}', not "
+                                f"'{self.base.info.id}'; pass another --out")
+        if set(state["model"]) != set(self.model.state_dict()):
             raise FinetuneError(f"{ckpt}: not a decoder checkpoint of this model; pass "
                                 f"another --out")
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.device(dev).type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], torch.device(dev))
-        rng.bit_generator.state = json.loads(state["np_rng"])
-        _truncate_log(log_path, step)
-        log(f"resumed at step {step}")
-    else:
-        log_path.unlink(missing_ok=True)
-        model.vae.eval()
-        rec = {"step": 0, "base": base.info.id, **evaluate(model, val)}
-        (out / "base.json").write_text(json.dumps(rec, indent=2))
-        log(json.dumps(rec))
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    amp = torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=cfg.bf16)
-    t0, acc = time.time(), []
-    while step < cfg.steps:
-        model.vae.train()
-        for g in opt.param_groups:
-            g["lr"] = _lr(sched, step)
-        x = crop_batch(train_data, cfg.batch, frames, cfg.gain_aug_db, floor, rng).to(dev)
+
+    def param_groups(self) -> list[dict]:
+        """The decoder's parameters."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    def loss(self, step: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        """Log-mel L1 of the decoder on the frozen encoder's latents plus quantizer noise."""
+        cfg, dev, model = self.cfg, self.dev, self.loaded
+        x = crop_batch(self.data, cfg.batch, self.frames, cfg.gain_aug_db, self.floor,
+                       rng).to(dev)
         bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
         keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction).to(dev)
         with torch.no_grad():
             z = model.encode(x).float()
         zn = torch.where(keep[:, None, None, None], z, quant_noise(z, bits.float().to(dev)))
-        with amp:
+        with self.amp:
             y = model.decode(zn)
-        loss = (y.float() - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        acc.append(float(loss.detach()))
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = {"step": step, "loss": float(np.mean(acc)), "lr": _lr(sched, step),
-                   "s_per_step": (time.time() - t0) / len(acc)}
-            acc, t0 = [], time.time()
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                model.vae.eval()
-                rec.update(evaluate(model, val))
-            _append(log_path, rec)
-            log(json.dumps(rec))
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _checkpoint(model, base, opt, step, rng, ckpt, train_names)
-            rev = export_finetuned(model, base, out / "model", step)
-            plot_log(log_path, out / "loss.png")
-            log(f"exported {out / 'model'} ({rev})")
+        return (y.float() - x).abs().mean(), {}
+
+    def validate(self) -> dict:
+        """Log-mel L1, clean and through the codec's quantizer."""
+        return evaluate(self.loaded, self.val)
+
+    def extra_state(self) -> dict:
+        """The base's identity (checked on resume) and the CUDA RNG."""
+        dev = torch.device(self.dev)
+        cuda = {"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda" else {}
+        return {"encoder_of": base_record(self.base), **cuda}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore the CUDA RNG."""
+        if "cuda_rng" in state and torch.device(self.dev).type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], torch.device(self.dev))
+
+    def export(self, folder: Path, step: int) -> None:
+        """The fine-tuned model, its ldmz.json naming the base's encoder."""
+        rev = export_finetuned(self.loaded, self.base, folder, step)
+        self.log(f"exported {folder} ({rev})")
+
+
+def _finetune(cfg: FinetuneConfig, log: Callable[[str], object]) -> Path:
+    base = load_model(cfg.base, cfg.device, cfg.offline or None)
+    if not base.autoencoder.decoder_prefixes:
+        raise ModelError(f"{cfg.base}: its autoencoder ({type(base.autoencoder).__name__}) "
+                         f"names no decoder parameters to fine-tune")
+    torch.manual_seed(cfg.seed)
+    task, out = FinetuneTask(cfg, base, log), cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "last.pt").exists():
+        task.check_resume(out / "last.pt")
+    else:
+        (out / "train.log").unlink(missing_ok=True)
+        task.model.eval()
+        rec = {"step": 0, "base": base.info.id, **task.validate()}
+        (out / "base.json").write_text(json.dumps(rec, indent=2))
+        log(json.dumps(rec))
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    loop = LoopConfig(out=str(out), steps=cfg.steps, lr=cfg.lr, lr_min=cfg.lr_min,
+                      warmup=cfg.warmup, weight_decay=0.0, seed=cfg.seed,
+                      log_every=cfg.log_every, val_every=cfg.val_every,
+                      ckpt_every=cfg.ckpt_every, val_prefix="", plot=PLOT_KEYS)
+    run(loop, task, log)
     if not (out / "model" / "ldmz.json").exists():  # resumed a finished run: export once more
-        export_finetuned(model, base, out / "model", step)
+        task.export(out / "model", cfg.steps)
     return out
-
-
-def _append(path: Path, rec: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-
-
-def _checkpoint(model: LoadedModel, base: LoadedModel, opt: torch.optim.Optimizer, step: int,
-                rng: np.random.Generator, ckpt: Path, names: set[str]) -> None:
-    state = {"decoder": {k: v for k, v in model.vae.state_dict().items() if k in names},
-             "opt": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-             "np_rng": json.dumps(rng.bit_generator.state), "encoder_of": base_record(base)}
-    dev = torch.device(model.device)
-    if dev.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(dev)
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(ckpt)

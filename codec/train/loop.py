@@ -5,8 +5,8 @@ everything else: warm-up + cosine learning rate (or a schedule that follows a wa
 budget), gradient clipping, a JSON-lines ``train.log``, a ``loss.png``, and ``last.pt``
 checkpoints (tensors only, loaded with ``weights_only=True``) from which a rerun resumes. Each
 step's batch is drawn from a generator seeded by (seed, step), so a resumed run draws the same
-batches as one that was never stopped. The PatchVAE trainer and the decoder fine-tune could
-run on it too; the vocoder trainer (``codec/train/vocoder.py``) does.
+batches as one that was never stopped. The PatchVAE trainer (``trainer.py``), the decoder
+fine-tune (``finetune.py``) and the vocoder trainer (``vocoder.py``) all run on it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class LoopConfig:
     ckpt_every: int = 250
     time_budget_s: float = 0.0
     select: str = ""  # a validation key whose lowest value marks the best export ("" = last)
+    val_prefix: str = "val_"  # prefix of validation keys in the log
+    plot: tuple[str, ...] = ()  # log keys drawn beside the loss ("" = every val_* key)
 
 
 class Task(Protocol):
@@ -57,7 +59,8 @@ class Task(Protocol):
         """Write the deliverable model into ``folder``."""
 
     # optional: ``extra_state() -> dict`` and ``load_extra_state(dict)`` for state the loop does
-    # not own (a discriminator and its optimizer), saved in and restored from the checkpoint
+    # not own (a discriminator and its optimizer), saved in and restored from the checkpoint;
+    # ``param_groups() -> list[dict]`` for the optimizer (a group's "lr_scale" scales its lr)
 
 
 def lr_at(cfg: LoopConfig, step: int, progress: float | None = None) -> float:
@@ -68,12 +71,13 @@ def lr_at(cfg: LoopConfig, step: int, progress: float | None = None) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path:
+def run(cfg: LoopConfig, task: Task, log: Callable[[str], object] = print) -> Path:
     """Train ``task`` to ``cfg.steps`` (or the clock budget), resuming from ``out/last.pt``."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = task.model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = task.param_groups() if hasattr(task, "param_groups") else model.parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt, step, spent, best = out / "last.pt", 0, 0.0, math.inf
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location="cpu")
@@ -84,6 +88,7 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path
         torch.set_rng_state(state["torch_rng"])
         if "extra" in state and hasattr(task, "load_extra_state"):
             task.load_extra_state(state["extra"])
+        _truncate_log(out / "train.log", step)
         log(f"resumed at step {step}")
     else:
         torch.manual_seed(cfg.seed)
@@ -99,7 +104,7 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path
     try:
         while step < cfg.steps and (progress() or 0.0) < 1.0:
             for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step, progress())
+                g["lr"] = lr_at(cfg, step, progress()) * g.get("lr_scale", 1.0)
             loss, scalars = task.loss(step, np.random.default_rng([cfg.seed, step]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,9 +125,9 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path
                 if step % cfg.val_every == 0 or final:
                     model.eval()
                     with torch.no_grad():
-                        rec.update({f"val_{k}": v for k, v in task.validate().items()})
+                        rec.update({f"{cfg.val_prefix}{k}": v for k, v in task.validate().items()})
                     model.train()
-                    score = rec.get(f"val_{cfg.select}") if cfg.select else None
+                    score = rec.get(f"{cfg.val_prefix}{cfg.select}") if cfg.select else None
                     if score is not None and score < best:
                         best = score
                         task.export(out / "best", step)
@@ -138,10 +143,18 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], None] = print) -> Path
                             **({"extra": extra} if extra is not None else {})}, tmp)
                 tmp.replace(ckpt)
                 task.export(out / "model", step)
-                plot_log(out / "train.log", out / "loss.png")
+                plot_log(out / "train.log", out / "loss.png", cfg.plot)
     finally:
         logf.close()
     return out
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop records past ``step`` (written after the checkpoint a resumed run restarts from)."""
+    if path.exists():
+        keep = [ln for ln in path.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in keep))
 
 
 def plot_log(log_path: Path, png: Path, keys: tuple[str, ...] = ()) -> None:

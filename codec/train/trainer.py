@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import torch
 
 from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
 from ldmz.codec.params import from_json
+from ldmz.codec.train.loop import LoopConfig, run
 from ldmz.codec.train.mels import build_cache, sample_crops
 from ldmz.formats import MelParams
 
@@ -104,15 +105,8 @@ class RateModel(torch.nn.Module):
         return -torch.log2(p.clamp(min=1e-9)).mean()
 
 
-def _lr(cfg: TrainConfig, step: int, progress: float | None = None) -> float:
-    """Warm-up then cosine decay; ``progress`` (0..1) overrides step/steps for timed runs."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup) if progress is None else progress
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
 VAL_BITS = (8, 4, 3, 2)
+PLOT_KEYS = ("l1_clean", "l1_4bit", "l1_2bit")
 
 
 def crop_batch(data: dict, n: int, frames: int, gain_db: float, floor: float,
@@ -169,7 +163,90 @@ def evaluate_rd(model, rate: RateModel, val: torch.Tensor,  # noqa: ANN001 - a P
     return out
 
 
-def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like callable
+class TrainTask:
+    """The PatchVAE (and, with ``rd_lambda``, its rate model) for :func:`loop.run`."""
+
+    def __init__(self, cfg: TrainConfig, device: str, log: Callable[[str], object]) -> None:
+        mel, manifest = MelParams(), Path(cfg.manifest)
+        self.cfg, self.device = cfg, device
+        self.data = build_cache(manifest, "train", mel, manifest.parent / "cache_train.npz")
+        val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
+        self.val = crop_batch(val_data, 64, 256, 0.0, LOG_FLOOR,
+                              np.random.default_rng(1234)).to(device)
+        self.model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
+        c = self.model.config
+        self.rate = RateModel(c.latent_channels, c.n_mels // c.patch).to(device)
+        if (Path(cfg.out) / "last.pt").exists():
+            return  # the loop restores model and rate model
+        if cfg.init_from:
+            from safetensors.torch import load_file
+
+            self.model.load_state_dict(load_file(str(Path(cfg.init_from) /
+                                                     "diffusion_pytorch_model.safetensors")))
+            log(f"initialised from {cfg.init_from}")
+            with torch.no_grad():
+                self.rate.mean.copy_(self.model.encode(self.val).float().mean(dim=(0, 2)))
+        else:
+            ev = pca_init(self.model, self.data)
+            log(f"PCA init: explained variance of kept channels "
+                f"{float(ev[:c.latent_channels].sum() / ev.sum()):.4f}")
+        log(json.dumps({"step": 0, **self.validate()}))
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The model; in rate-distortion mode also the rate model (tiny, untrained: 30x lr)."""
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
+        if self.cfg.rd_lambda:
+            groups.append({"params": list(self.rate.parameters()), "lr_scale": 30.0,
+                           "weight_decay": 0})
+        return groups
+
+    def loss(self, step: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+        """L1 on log-mels through noisy (or, rd mode, rounded) latents, plus the regularisers."""
+        cfg, dev, n = self.cfg, self.device, self.cfg.batch
+        x = crop_batch(self.data, n, cfg.frames, cfg.gain_aug_db, LOG_FLOOR, rng).to(dev)
+        bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, n)).float().to(dev)
+        scalars = {}
+        with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16):
+            z = self.model.encode(x)
+            if cfg.rd_lambda:  # the codec's uniform grid, rounded straight-through
+                lo, hi = math.log(cfg.rd_step_min), math.log(cfg.rd_step_max)
+                qstep = torch.from_numpy(np.exp(rng.uniform(lo, hi, (n, 1, 1, 1))))
+                qstep = qstep.float().to(dev)
+                zn = self.rate.quantize(z.float(), qstep)
+                scalars["bits_per_value"] = self.rate.bits(z.float(), qstep)
+            else:
+                zn = quant_noise(z.float(), bits, cfg.detach_step)
+            keep = torch.from_numpy(rng.random(n) < cfg.clean_fraction).to(dev)
+            y = self.model.decode(torch.where(keep[:, None, None, None], z.float(), zn))
+        loss = (y.float() - x).abs().mean()
+        if cfg.rd_lambda:
+            loss = loss + cfg.rd_lambda * scalars["bits_per_value"]
+        if cfg.rate_weight:
+            loss = loss + cfg.rate_weight * z.float().abs().mean()
+        if cfg.scale_weight:  # the loss ignores the latents' scale; pin their RMS near 1
+            loss = loss + cfg.scale_weight * z.float().pow(2).mean().log().pow(2)
+        return loss, {k: v.detach() for k, v in scalars.items()}
+
+    def validate(self) -> dict:
+        """Log-mel L1 through the real quantizer (and on the rd grid in rd mode)."""
+        out = evaluate(self.model, self.val)
+        return {**out, **(evaluate_rd(self.model, self.rate, self.val)
+                           if self.cfg.rd_lambda else {})}
+
+    def extra_state(self) -> dict:
+        """The rate model (saved in every checkpoint, trained only in rd mode)."""
+        return {"rate": self.rate.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore the rate model."""
+        self.rate.load_state_dict(state["rate"])
+
+    def export(self, folder: Path, step: int) -> None:
+        """The model in diffusers layout, revision ``step-N``."""
+        export(self.model, folder, revision=f"step-{step}")
+
+
+def train(cfg: TrainConfig, log: Callable[[str], object] = print) -> Path:
     """Run (or resume) training; returns the run folder holding checkpoints, log and plot."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -178,115 +255,11 @@ def train(cfg: TrainConfig, log=print) -> Path:  # noqa: ANN001 - a print-like c
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    mel = MelParams()
-    manifest = Path(cfg.manifest)
-    train_data = build_cache(manifest, "train", mel, manifest.parent / "cache_train.npz")
-    val_data = build_cache(manifest, "val", mel, manifest.parent / "cache_val.npz")
-    val = crop_batch(val_data, 64, 256, 0.0, LOG_FLOOR, np.random.default_rng(1234)).to(device)
-    model = PatchVAE(PatchVAEConfig(**(cfg.model or {}))).to(device)
-    rate = RateModel(model.config.latent_channels, model.config.n_mels // model.config.patch)
-    rate = rate.to(device)
-    groups: list[dict[str, Any]] = [{"params": list(model.parameters())}]
-    if cfg.rd_lambda:  # the rate model is tiny and starts untrained: it learns 30x faster
-        groups.append({"params": list(rate.parameters()), "lr_scale": 30.0, "weight_decay": 0})
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
-    ckpt = out / "last.pt"
-    step = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        if "rate" in state:
-            rate.load_state_dict(state["rate"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        log(f"resumed at step {step}")
-    elif cfg.init_from:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(Path(cfg.init_from) /
-                                            "diffusion_pytorch_model.safetensors")))
-        log(f"initialised from {cfg.init_from}")
-        with torch.no_grad():
-            rate.mean.copy_(model.encode(val).float().mean(dim=(0, 2)))
-        log(json.dumps({"step": 0, **evaluate(model, val),
-                        **(evaluate_rd(model, rate, val) if cfg.rd_lambda else {})}))
-    else:
-        ev = pca_init(model, train_data)
-        log(f"PCA init: explained variance of kept channels "
-            f"{float(ev[:model.config.latent_channels].sum() / ev.sum()):.4f}")
-        log(json.dumps({"step": 0, **evaluate(model, val)}))
-    rng = np.random.default_rng([cfg.seed, step])
-    logf = open(out / "train.log", "a")  # kept open for the run
-    t0, acc, acc_bits = time.time(), [], []
-    start = time.time()
-    while step < cfg.steps:
-        progress = None
-        if cfg.time_budget_s:  # timed run: the schedule follows the clock, steps is a cap
-            progress = (time.time() - start) / cfg.time_budget_s
-            if progress >= 1:
-                break
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step, progress) * g.get("lr_scale", 1.0)
-        x = crop_batch(train_data, cfg.batch, cfg.frames, cfg.gain_aug_db, LOG_FLOOR,
-                       rng).to(device, non_blocking=True)
-        bits = torch.from_numpy(rng.integers(cfg.bits_min, cfg.bits_max + 1, cfg.batch))
-        bits = bits.float().to(device)
-        bpv = None
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
-            z = model.encode(x)
-            if cfg.rd_lambda:  # the codec's uniform grid, rounded straight-through
-                lo, hi = math.log(cfg.rd_step_min), math.log(cfg.rd_step_max)
-                qstep = torch.from_numpy(np.exp(rng.uniform(lo, hi, (cfg.batch, 1, 1, 1))))
-                qstep = qstep.float().to(device)
-                zn = rate.quantize(z.float(), qstep)
-                bpv = rate.bits(z.float(), qstep)
-            else:
-                zn = quant_noise(z.float(), bits, cfg.detach_step)
-            keep = torch.from_numpy(rng.random(cfg.batch) < cfg.clean_fraction).to(device)
-            zn = torch.where(keep[:, None, None, None], z.float(), zn)
-            y = model.decode(zn)
-        loss = (y.float() - x).abs().mean()
-        if bpv is not None:
-            loss = loss + cfg.rd_lambda * bpv
-            acc_bits.append(bpv.detach())
-        if cfg.rate_weight:
-            loss = loss + cfg.rate_weight * z.float().abs().mean()
-        if cfg.scale_weight:  # the loss ignores the latents' scale; pin their RMS near 1
-            loss = loss + cfg.scale_weight * z.float().pow(2).mean().log().pow(2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        acc.append(loss.detach())
-        final = step == cfg.steps or (
-            cfg.time_budget_s and time.time() - start >= cfg.time_budget_s)
-        if step % cfg.log_every == 0 or final:
-            rec = {"step": step, "loss": float(torch.stack(acc).mean()),
-                   "lr": _lr(cfg, step, progress),
-                   "s_per_step": (time.time() - t0) / len(acc)}
-            if acc_bits:
-                rec["bits_per_value"] = float(torch.stack(acc_bits).mean())
-            acc, acc_bits, t0 = [], [], time.time()
-            if step % cfg.val_every == 0 or final:
-                model.eval()
-                rec.update(evaluate(model, val))
-                if cfg.rd_lambda:
-                    rec.update(evaluate_rd(model, rate, val))
-                model.train()
-            logf.write(json.dumps(rec) + "\n")
-            logf.flush()
-            log(json.dumps(rec))
-        if step % cfg.ckpt_every == 0 or final:
-            tmp = out / "last.pt.tmp"
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "rate": rate.state_dict(), "torch_rng": torch.get_rng_state()}, tmp)
-            tmp.replace(ckpt)
-            export(model, out / "model", revision=f"step-{step}")
-            plot_log(out / "train.log", out / "loss.png")
-    logf.close()
-    return out
+    loop = LoopConfig(out=cfg.out, steps=cfg.steps, lr=cfg.lr, lr_min=cfg.lr_min,
+                      warmup=cfg.warmup, seed=cfg.seed, log_every=cfg.log_every,
+                      val_every=cfg.val_every, ckpt_every=cfg.ckpt_every,
+                      time_budget_s=cfg.time_budget_s, val_prefix="", plot=PLOT_KEYS)
+    return run(loop, TrainTask(cfg, device, log), log)
 
 
 def export(model: PatchVAE, folder: Path, revision: str = "") -> None:
@@ -299,27 +272,3 @@ def export(model: PatchVAE, folder: Path, revision: str = "") -> None:
     (folder / "ldmz.json").write_text(json.dumps(meta, indent=2))
     state = {k: v.detach().cpu().contiguous().float() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "diffusion_pytorch_model.safetensors"))
-
-
-def plot_log(log_path: Path, png: Path) -> None:
-    """Draw the training loss and validation L1 curves to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label="train loss (L1)")
-    for key in ("l1_clean", "l1_4bit", "l1_2bit"):
-        pts = [(r["step"], r[key]) for r in recs if key in r]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"val {key}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("log-mel L1")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
