@@ -21,7 +21,7 @@ from ldmz.codec.audio_io import (
     read_channels,
     resample,
 )
-from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, spans, windows
+from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, growing_spans, spans, windows
 from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.formats import FormatError, LdmzFile, MelParams, SourceInfo, kbps, pack_latents
@@ -263,10 +263,11 @@ def decoded_frames(f: LdmzFile) -> int:
 
 
 def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
-                 progress: Progress = None, window: int = 0) -> Iterator[np.ndarray]:
+                 progress: Progress = None, window: int = 0,
+                 first: int = 0) -> Iterator[np.ndarray]:
     """Vocoded blocks (samples, channels) from log-mel blocks (frames, channels, n_mels)."""
     hop = voc.mel.hop_length
-    wins = spans(total, window or VOCODER_WINDOW, voc.context)
+    wins = growing_spans(total, window or VOCODER_WINDOW, voc.context, first)
     fade = fade_len(voc.fade, wins, hop)
     ola, pend, p0 = OLA(), None, 0
     for i, (a, s, e, b) in enumerate(wins):
@@ -330,13 +331,16 @@ def use_model_tables(f: LdmzFile, model: LoadedModel) -> None:
 
 def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
                   vocoder: str | None = None, progress: Progress = None,
-                  vocoder_window: int = 0) -> DecodeStream:
+                  vocoder_window: int = 0, first_window: int = 0) -> DecodeStream:
     """Load and check the model and vocoder now; decode lazily, block by block, as iterated.
 
     Memory does not grow with duration: latents are read one chunk at a time, the VAE and the
     vocoder run in windows, and the output is resampled as a stream. ``vocoder_window`` (mel
     frames, default ``VOCODER_WINDOW``) trades throughput for latency: players that want the
     first block soon pass a few hundred frames; the output is the same (windows join exactly).
+    ``first_window`` (mel frames, 0 = off) makes the first vocoder windows that long, then
+    twice, four times ... as long, up to ``vocoder_window``: the first block comes after a
+    short vocoder call, and the samples stay the same.
     """
     from ldmz.codec.models import load_model, load_named_model
     from ldmz.codec.vocoders import MelAdapter, load_vocoder
@@ -358,7 +362,7 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     if voc.mel != h.mel:
         adapter = MelAdapter(h.mel, voc.mel, total)
         mels, total = adapter.stream(mels), adapter.n_dst
-    waves = _wave_stream(mels, total, voc, progress, vocoder_window)
+    waves = _wave_stream(mels, total, voc, progress, vocoder_window, first_window)
     gain = np.asarray(h.source.gain, np.float32)
     return DecodeStream(sr_out, h.source.channels, n, voc.name,
                         _output(waves, gain, voc.mel.sample_rate, sr_out, n, f.name))

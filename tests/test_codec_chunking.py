@@ -10,7 +10,7 @@ import pytest
 
 from ldmz.codec import api
 from ldmz.codec.api import decode_mel, decode_stream, encode, encode_latents, vocode
-from ldmz.codec.dsp.chunking import fade_len, fade_weights, spans, windows
+from ldmz.codec.dsp.chunking import fade_len, fade_weights, growing_spans, spans, windows
 from ldmz.codec.models import load_model
 from ldmz.codec.params import DecodeParams, EncodeParams
 from ldmz.codec.vocoders import load_vocoder
@@ -23,6 +23,25 @@ def test_windows_spans_and_fades_tile_exactly() -> None:
     for total, size, ctx in [(100, 17, 5), (100, 17, 3), (7, 2, 1), (500, 64, 40), (30, 100, 5)]:
         sp = spans(total, size, ctx)
         assert len({b - a for a, _, _, b in sp}) == 1  # one input shape for the model
+        assert all(a <= s - min(ctx, s) and b >= e + min(ctx, total - e) for a, s, e, b in sp)
+        fade = fade_len(8, sp, unit=3)
+        acc = np.zeros(total * 3)
+        for a, s, e, b in sp:
+            acc[a * 3:b * 3] += fade_weights(a * 3, s * 3, e * 3, b * 3, fade)
+        np.testing.assert_allclose(acc, 1.0, atol=1e-6)
+
+
+def test_growing_spans_start_small_and_tile_exactly() -> None:
+    assert [(s, e) for _, s, e, _ in growing_spans(1000, 256, 20, 32)][:4] == [
+        (0, 32), (32, 96), (96, 224), (224, 418)]  # 32, 64, 128, then balanced <= 256
+    assert growing_spans(60, 256, 20, 32) == spans(60, 256, 20)  # too short to split
+    assert growing_spans(500, 64, 40, 0) == spans(500, 64, 40)  # off
+    for total, size, first, ctx in [(1000, 256, 32, 20), (100, 17, 2, 5), (97, 256, 32, 30),
+                                    (5000, 1024, 32, 40), (64, 256, 32, 8)]:
+        sp = growing_spans(total, size, ctx, first)
+        assert sp[0][1] == 0 and sp[-1][2] == total
+        assert all(sp[i][2] == sp[i + 1][1] for i in range(len(sp) - 1))  # cores tile
+        assert all(e - s >= min(first, total) and e - s <= size for _, s, e, _ in sp)
         assert all(a <= s - min(ctx, s) and b >= e + min(ctx, total - e) for a, s, e, b in sp)
         fade = fade_len(8, sp, unit=3)
         acc = np.zeros(total * 3)
@@ -230,5 +249,13 @@ def test_decode_stream_vocoder_window_changes_latency_not_output(tiny_audioldm: 
     blocks = list(small)
     assert len(blocks) > 3
     got = np.concatenate(blocks)
+    assert got.shape == whole.shape
+    assert np.abs(got - whole).max() < 1e-4 * max(1.0, float(np.abs(whole).max()))
+    # growing first windows (players: first audio soon): the same samples, a small first block
+    st = api.decode_stream(f, dp, vocoder_window=80, first_window=8)
+    grown = list(st)
+    voc = load_vocoder("hifigan", load_model(str(tiny_audioldm), "cpu"))
+    assert len(grown[0]) <= 8 * voc.mel.hop_length < len(blocks[0]) < len(whole)
+    got = np.concatenate(grown)
     assert got.shape == whole.shape
     assert np.abs(got - whole).max() < 1e-4 * max(1.0, float(np.abs(whole).max()))

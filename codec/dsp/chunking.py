@@ -28,6 +28,31 @@ def spans(total: int, size: int, ctx: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def growing_spans(total: int, size: int, ctx: int, first: int) -> list[tuple[int, int, int, int]]:
+    """Like :func:`spans`, but the first cores are ``first``, ``2 * first``, ... (while below
+    ``size``), so the first window's output comes soon; the rest are ``spans``' balanced cores.
+
+    A leading core is taken only while at least as much signal follows it, so no core is shorter
+    than ``first``. Each span holds ``ctx`` of context each side of its core, as in ``spans``,
+    so a model whose receptive field fits in ``ctx`` gives the same samples as with ``spans``.
+    """
+    head: list[tuple[int, int]] = []
+    s, c = 0, first
+    while 0 < c < size and total - s - c >= c:
+        head.append((s, s + c))
+        s, c = s + c, 2 * c
+    if not head:
+        return spans(total, size, ctx)
+    tail = [(s + a, s + b) for a, b in windows(total - s, size)]
+    longest = max(e - b for b, e in tail)
+    out = []
+    for i, (s0, e) in enumerate(head + tail):
+        length = min(total, (e - s0 if i < len(head) else longest) + 2 * ctx)
+        a = min(max(0, s0 - ctx), total - length)
+        out.append((a, s0, e, a + length))
+    return out
+
+
 def fade_weights(a: int, s: int, e: int, b: int, fade: int) -> np.ndarray:
     """Weights over ``[a, b)`` for the core ``[s, e)``: linear cross-fades of ``fade`` centred
     on ``s`` and ``e`` (none where the window touches the signal's ends). The weights of two

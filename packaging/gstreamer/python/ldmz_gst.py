@@ -33,6 +33,7 @@ VENV_ENV = "LDMZ_VENV"  # a virtual environment with ldmz installed (its site-pa
 VENV_FILE = Path(__file__).with_name("ldmz_gst.venv")  # one line: the same, written at install
 BUFFER_SECONDS = 0.1  # decoded audio is pushed in buffers of this length
 PLAY_WINDOW = 256  # mel frames per vocoder call (~3 s): first audio soon; output unchanged
+FIRST_WINDOW = 32  # the first vocoder calls: 32, 64, 128 frames, then PLAY_WINDOW (same output)
 MAX_INPUT_BYTES = 1 << 30  # ldmzdec's default max-bytes (about 10 h of stereo at 200 kbps)
 MAX_HEADER_PREFIX = 16 + 16 * 1024 * 1024  # preamble + the format's header limit
 JOIN_SECONDS = 120.0  # how long a state change waits for the decoder thread to stop
@@ -421,7 +422,7 @@ class LdmzDec(Gst.Element):
                          f.header.source.samples)
             sub, first = _from_chunk(f, self._raw, f.chunk_at(target / rate))
             st = api.decode_stream(sub, DecodeParams(vocoder=self.vocoder, device=self.device),
-                                   vocoder_window=PLAY_WINDOW)
+                                   vocoder_window=PLAY_WINDOW, first_window=FIRST_WINDOW)
             if not put(("format", (st.vocoder, target))):
                 return
             skip = target - first
