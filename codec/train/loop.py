@@ -78,20 +78,7 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], object] = print) -> Pa
     model = task.model
     params = task.param_groups() if hasattr(task, "param_groups") else model.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt, step, spent, best = out / "last.pt", 0, 0.0, math.inf
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location="cpu")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, spent = int(state["step"]), float(state["spent"])
-        best = float(state["best"])
-        torch.set_rng_state(state["torch_rng"])
-        if "extra" in state and hasattr(task, "load_extra_state"):
-            task.load_extra_state(state["extra"])
-        _truncate_log(out / "train.log", step)
-        log(f"resumed at step {step}")
-    else:
-        torch.manual_seed(cfg.seed)
+    step, spent, best = _resume(cfg, task, opt, log)
     model.train()
     logf = open(out / "train.log", "a")
     t0, start = time.time(), time.time() - spent
@@ -135,18 +122,42 @@ def run(cfg: LoopConfig, task: Task, log: Callable[[str], object] = print) -> Pa
                 logf.flush()
                 log(json.dumps(rec))
             if step % cfg.ckpt_every == 0 or final:
-                tmp = out / "last.pt.tmp"
-                extra = task.extra_state() if hasattr(task, "extra_state") else None
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                            "spent": time.time() - start, "best": best,
-                            "torch_rng": torch.get_rng_state(),
-                            **({"extra": extra} if extra is not None else {})}, tmp)
-                tmp.replace(ckpt)
+                _save(out / "last.pt", task, opt, step, time.time() - start, best)
                 task.export(out / "model", step)
                 plot_log(out / "train.log", out / "loss.png", cfg.plot)
     finally:
         logf.close()
     return out
+
+
+def _resume(cfg: LoopConfig, task: Task, opt: torch.optim.Optimizer,
+            log: Callable[[str], object]) -> tuple[int, float, float]:
+    """Restore ``out/last.pt`` if there is one; returns (step, seconds spent, best score)."""
+    ckpt = Path(cfg.out) / "last.pt"
+    if not ckpt.exists():
+        torch.manual_seed(cfg.seed)
+        return 0, 0.0, math.inf
+    state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    task.model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    step = int(state["step"])
+    torch.set_rng_state(state["torch_rng"])
+    if "extra" in state and hasattr(task, "load_extra_state"):
+        task.load_extra_state(state["extra"])
+    _truncate_log(Path(cfg.out) / "train.log", step)
+    log(f"resumed at step {step}")
+    return step, float(state["spent"]), float(state["best"])
+
+
+def _save(ckpt: Path, task: Task, opt: torch.optim.Optimizer, step: int, spent: float,
+          best: float) -> None:
+    """Write the checkpoint (tensors and numbers only) atomically."""
+    extra = task.extra_state() if hasattr(task, "extra_state") else None
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    torch.save({"model": task.model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "spent": spent, "best": best, "torch_rng": torch.get_rng_state(),
+                **({"extra": extra} if extra is not None else {})}, tmp)
+    tmp.replace(ckpt)
 
 
 def _truncate_log(path: Path, step: int) -> None:
