@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-WEIGHTS_DIR = Path(__file__).parent / "models" / "ldmzvoc"
+WEIGHTS_DIR = Path(__file__).parent / "weights" / "ldmzvoc"
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -161,7 +161,7 @@ def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu"):  # noqa: ANN201
 
 
 def load_shipped(device: str = "cpu"):  # noqa: ANN201 - nn.Module
-    """The weights shipped in the package (``WEIGHTS_DIR``, codec/models/ldmzvoc/), cached."""
+    """The weights shipped in the package (``WEIGHTS_DIR``, codec/weights/ldmzvoc/), cached."""
     return _load_cached(str(WEIGHTS_DIR), device)
 
 

@@ -23,14 +23,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                   ("ldmz train --finetune-decoder ldmz-small --data data/manifest.csv "
                    "--out runs/ft", "fine-tune a decoder"),
                   ("ldmz train --config configs/vocoder.json --install",
-                   "train (or resume) the ldmzvoc vocoder and ship its best weights")])
+                   "train (or resume) the ldmzvoc vocoder and ship its weights")])
     p.add_argument("--config", metavar="FILE",
                    help="JSON config (default: built-in defaults); a config with \"task\": "
                         "\"vocoder\" trains the ldmzvoc vocoder (configs/vocoder.json)")
     p.add_argument("--steps", type=int, metavar="N", help="override the config's total steps")
     p.add_argument("--install", action="store_true",
                    help="copy the trained model into the package afterwards (ldmz-small, or "
-                        "ldmzvoc's best weights for a vocoder config)")
+                        "ldmzvoc's last weights for a vocoder config)")
     p.add_argument("--finetune-decoder", metavar="NAME",
                    help="fine-tune the decoder of this model (registered name or model folder)")
     p.add_argument("--data", metavar="MANIFEST",
@@ -95,9 +95,8 @@ def run_vocoder(args: argparse.Namespace) -> int:
     if args.install:
         from ldmz.codec.ldmzvoc import WEIGHTS_DIR
 
-        src = out / "best" if (out / "best").is_dir() else out / "model"
         WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-        for f in src.iterdir():
+        for f in (out / "model").iterdir():  # the last step; best/ (by val PESQ) stays beside
             shutil.copy2(f, WEIGHTS_DIR / f.name)
     print(out)
     return 0
