@@ -267,6 +267,7 @@ def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
                  first: int = 0) -> Iterator[np.ndarray]:
     """Vocoded blocks (samples, channels) from log-mel blocks (frames, channels, n_mels)."""
     hop = voc.mel.hop_length
+    first = first if voc.window_exact else 0  # a growing start would change Griffin-Lim's phase
     wins = growing_spans(total, window or VOCODER_WINDOW, voc.context, first)
     fade = fade_len(voc.fade, wins, hop)
     ola, pend, p0 = OLA(), None, 0
@@ -340,7 +341,8 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     first block soon pass a few hundred frames; the output is the same (windows join exactly).
     ``first_window`` (mel frames, 0 = off) makes the first vocoder windows that long, then
     twice, four times ... as long, up to ``vocoder_window``: the first block comes after a
-    short vocoder call, and the samples stay the same.
+    short vocoder call, and the samples stay the same (vocoders whose output depends on the
+    window, such as Griffin-Lim, ignore it).
     """
     from ldmz.codec.models import load_model, load_named_model
     from ldmz.codec.vocoders import MelAdapter, load_vocoder

@@ -37,7 +37,9 @@ class Vocoder:
 
     ``mel`` is the configuration it expects and ``__call__`` synthesizes. ``context`` is the
     frames of context each side of a window it needs (its receptive field plus half of
-    ``fade``, the frames over which neighbouring windows cross-fade).
+    ``fade``, the frames over which neighbouring windows cross-fade). ``window_exact`` says
+    whether windows of any length give the same samples (not so for iterative Griffin-Lim,
+    whose phase depends on the window it starts from).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Vocoder:
     context: int = 32
     fade: int = 8
     precision: str = "fp32"
+    window_exact: bool = True
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
@@ -74,6 +77,7 @@ class GriffinLimVocoder(Vocoder):
     """Griffin-Lim from the mel's pseudo-inverse magnitude: ``n_iter`` iterations, numpy."""
 
     n_iter: int = 32
+    window_exact: bool = False
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
