@@ -206,7 +206,9 @@ def user_venv(tmp_path: Path) -> tuple[Path, Path]:
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
                                 "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    (site / "ldmz-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # addsitedir, not a bare path: the .pth files there (an editable ldmz's finder) must run too
+    deps = sysconfig.get_path("purelib")
+    (site / "ldmz-deps.pth").write_text(f"import site; site.addsitedir({deps!r})\n")
     return venv, site
 
 
