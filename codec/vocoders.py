@@ -331,7 +331,7 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
         return GriffinLimVocoder("griffinlim", model.mel if model is not None else UNIVERSAL_MEL,
                                  context=32, fade=64, n_iter=n_iter)
     if name == "ldmzvoc":
-        from ldmz.codec import ldmzvoc
+        from ldmz.codec.models import ldmzvoc
 
         try:
             voc_net = ldmzvoc.load_shipped(device)

@@ -118,7 +118,7 @@ def _tiny_ldmzvoc(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny seeded ldmzvoc in ``folder``, standing in for the shipped weights."""
     import torch
 
-    from ldmz.codec import ldmzvoc
+    from ldmz.codec.models import ldmzvoc
 
     torch.manual_seed(0)
     net = ldmzvoc.build(ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ldmz.codec import ldmzvoc
 from ldmz.codec.dsp.frontend import log_mel_np
+from ldmz.codec.models import ldmzvoc
 from ldmz.codec.vocoders import UNIVERSAL_MEL, NetVocoder, load_vocoder
 
 TINY = ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5)

@@ -93,7 +93,7 @@ def run_vocoder(args: argparse.Namespace) -> int:
     cfg = VocoderTrainConfig.load(args.config, steps=args.steps, out=args.out)
     out = train(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     if args.install:
-        from ldmz.codec.ldmzvoc import WEIGHTS_DIR
+        from ldmz.codec.models.ldmzvoc import WEIGHTS_DIR
 
         WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
         for f in (out / "model").iterdir():  # the last step; best/ (by val PESQ) stays beside

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ldmz.codec.errors import ConfigError, TrainError
-from ldmz.codec.ldmzvoc import LdmzVocConfig, build, save
+from ldmz.codec.models.ldmzvoc import LdmzVocConfig, build, save
 from ldmz.codec.train.loop import LoopConfig, run
 from ldmz.codec.vocoders import UNIVERSAL_MEL
 
@@ -133,7 +133,7 @@ class VocoderTask:
             raise ConfigError("ldmzvoc trains on the codec's 80-mel with hop 256; fix \"model\"")
         self.model = build(self.net_cfg)
         if cfg.init_from:
-            from ldmz.codec.ldmzvoc import load
+            from ldmz.codec.models.ldmzvoc import load
 
             self.model.load_state_dict(load(cfg.init_from).state_dict())
         self.model.to(self.device)

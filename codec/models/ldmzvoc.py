@@ -15,12 +15,12 @@ import json
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights" / "ldmzvoc"
+WEIGHTS_DIR = Path(__file__).parents[1] / "weights" / "ldmzvoc"
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -38,7 +38,7 @@ class LdmzVocConfig:
     log_mag_max: float = 7.0
 
     @classmethod
-    def from_dict(cls, raw: dict) -> LdmzVocConfig:
+    def from_dict(cls, raw: dict[str, Any]) -> LdmzVocConfig:
         """Build from a dict, refusing unknown keys."""
         names = {f.name for f in fields(cls)}
         bad = set(raw) - names
@@ -57,7 +57,7 @@ def receptive_field(cfg: LdmzVocConfig) -> int:
     return conv + ola
 
 
-def build(cfg: LdmzVocConfig):  # noqa: ANN201 - an nn.Module
+def build(cfg: LdmzVocConfig) -> Any:  # an nn.Module (torch is opaque to mypy here)
     """The ldmzvoc network for ``cfg``, randomly initialised."""
     import torch
     from torch import nn
@@ -116,7 +116,7 @@ def build(cfg: LdmzVocConfig):  # noqa: ANN201 - an nn.Module
     return LdmzVoc()
 
 
-def overlap_add(frames, window, hop: int):  # noqa: ANN001, ANN201 - torch tensors
+def overlap_add(frames: Any, window: Any, hop: int) -> Any:  # torch tensors
     """(B, T, n_fft) windowed frames -> (B, T * hop), normalized by the summed squared window.
 
     Frame ``t`` starts at sample ``t * hop - (n_fft - hop) // 2``, the mel front-end's framing.
@@ -133,7 +133,7 @@ def overlap_add(frames, window, hop: int):  # noqa: ANN001, ANN201 - torch tenso
     return (y[:, 0, 0] / torch.clamp(env[:, 0, 0], min=1e-3))[:, p:p + t * hop]
 
 
-def save(net, folder: Path, meta: dict | None = None) -> None:  # noqa: ANN001 - an nn.Module
+def save(net: Any, folder: Path, meta: dict[str, Any] | None = None) -> None:
     """Write ``config.json`` and float16 ``model.safetensors`` (atomically) into ``folder``."""
     from safetensors.torch import save_file
 
@@ -147,7 +147,7 @@ def save(net, folder: Path, meta: dict | None = None) -> None:  # noqa: ANN001 -
     (folder / (WEIGHTS_FILE + ".tmp")).replace(folder / WEIGHTS_FILE)
 
 
-def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu"):  # noqa: ANN201 - nn.Module
+def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu") -> Any:  # an nn.Module
     """Load an ldmzvoc folder (``config.json`` + ``model.safetensors``) in float32, eval mode."""
     from safetensors.torch import load_file
 
@@ -160,11 +160,11 @@ def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu"):  # noqa: ANN201
     return net.eval().to(device)
 
 
-def load_shipped(device: str = "cpu"):  # noqa: ANN201 - nn.Module
+def load_shipped(device: str = "cpu") -> Any:  # an nn.Module
     """The weights shipped in the package (``WEIGHTS_DIR``, codec/weights/ldmzvoc/), cached."""
     return _load_cached(str(WEIGHTS_DIR), device)
 
 
 @lru_cache(maxsize=2)
-def _load_cached(folder: str, device: str):  # noqa: ANN202 - nn.Module
+def _load_cached(folder: str, device: str) -> Any:
     return load(folder, device)
