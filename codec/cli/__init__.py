@@ -11,7 +11,7 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 # sub-command -> module under ldmz.codec with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -66,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(mod).add_parser(sub)
     return p
+
+
+def number(kind: type[int] | type[float], *, zero_ok: bool = False,
+           noun: str = "a number") -> Callable[[str], float]:
+    """An argparse type: ``kind(text)``, greater than 0 (or 0 and more with ``zero_ok``)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if zero_ok and not v >= 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+        if not zero_ok and not v > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

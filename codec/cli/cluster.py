@@ -6,26 +6,14 @@ import argparse
 import os
 import sys
 
+from ldmz.codec.cli import number
+
 
 def _address(text: str) -> str:
     if text and ":" not in text and text != "auto" and os.path.exists(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a file or folder, not a Ray address: put "
                                          f"--ray after the inputs, or write --ray=ADDRESS")
     return text
-
-
-def _count(kind: type):  # noqa: ANN202 - an argparse type
-    def parse(text: str) -> float:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -38,11 +26,11 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray", nargs="?", const="", default=None, type=_address, metavar="ADDRESS",
                    help="encode on Ray: the cluster at ADDRESS (host:port, or `auto`), else "
                         "RAY_ADDRESS, else a new local cluster on 127.0.0.1")
-    g.add_argument("--workers", type=_count(int), default=0, metavar="N",
+    g.add_argument("--workers", type=number(int, zero_ok=True), default=0, metavar="N",
                    help="encoder actors (default: as many as the cluster's CPUs or GPUs allow)")
-    g.add_argument("--cpus-per-worker", type=_count(float), default=1.0, metavar="C",
+    g.add_argument("--cpus-per-worker", type=number(float, zero_ok=True), default=1.0, metavar="C",
                    help="CPUs (and torch threads) per encoder actor (1)")
-    g.add_argument("--gpus-per-worker", type=_count(float), default=0.0, metavar="G",
+    g.add_argument("--gpus-per-worker", type=number(float, zero_ok=True), default=0.0, metavar="G",
                    help="GPUs per encoder actor, e.g. 1 or 0.5 (0: CPU)")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
+from ldmz.codec.cli import number
 from ldmz.codec.cli.cluster import add_cluster_options
 from ldmz.codec.errors import ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
@@ -21,31 +22,6 @@ STDIO = Path("-")  # `-`: standard input as IN, standard output as -o (./- is a 
 
 def _defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in fields(cls)}
-
-
-def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _quality(text: str) -> int:
-    """A quality level: an integer >= 0 (the model's tables bound it at encode time)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return v
 
 
 def _vocoder(text: str) -> str:
@@ -98,13 +74,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rate.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="N",
                       help=f"affine coding (format 1) with N bits on the widest latent channel, "
                            f"1..8 (the default before entropy coding was {e['bits']})")
-    rate.add_argument("--quality", type=_quality, default=None, metavar="Q",
+    rate.add_argument("--quality", type=number(int, zero_ok=True, noun="an integer"),
+                      default=None, metavar="Q",
                       help="entropy coding (format 2) at quality Q of the model's tables, "
                            "0 = smallest (default: the tables' default)")
-    rate.add_argument("--kbps", type=_positive(float), default=None, metavar="K",
+    rate.add_argument("--kbps", type=number(float), default=None, metavar="K",
                       help="entropy coding at the highest quality whose file stays within K "
                            "kbps, header included")
-    pe.add_argument("--chunk-seconds", type=_positive(float), default=e["chunk_seconds"],
+    pe.add_argument("--chunk-seconds", type=number(float), default=e["chunk_seconds"],
                     metavar="SECONDS", help="seconds per chunk, the unit of seeking and of "
                                             "damage (default: %(default)g)")
     pe.add_argument("--vocoder", default=e["vocoder"], type=_vocoder, metavar="NAME",
@@ -132,11 +109,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     pd.add_argument("--vocoder", default=d["vocoder"], type=_vocoder, metavar="NAME",
                     help="hifigan (the model's own), universal, griffinlim, ldmzvoc (ours, fast) "
                          "or an installed plug-in (`ldmz plugins`; default: the file's)")
-    pd.add_argument("--sr", type=_positive(int), default=d["sr"], metavar="RATE",
+    pd.add_argument("--sr", type=number(int), default=d["sr"], metavar="RATE",
                     help="output sample rate in Hz (default: the source's)")
     pd.add_argument("--model", default=d["model"], metavar="NAME",
                     help="decode with this model (name or folder) instead of the file's")
-    pd.add_argument("--griffinlim-iters", type=_positive(int), default=d["griffinlim_iters"],
+    pd.add_argument("--griffinlim-iters", type=number(int), default=d["griffinlim_iters"],
                     metavar="N", help="Griffin-Lim iterations (default: %(default)s)")
     pd.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d["precision"],
                     help="VAE decoder and vocoder precision; auto: bf16 only where the CPU has "
