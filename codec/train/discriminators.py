@@ -17,6 +17,18 @@ from torch.nn.utils.parametrizations import weight_norm
 Features = list[torch.Tensor]
 
 
+def _stack(convs: nn.ModuleList, post: nn.Module,
+           x: torch.Tensor) -> tuple[torch.Tensor, Features]:
+    """Run a discriminator's convolutions (leaky ReLU 0.1) and its output layer: (logits, maps)."""
+    feats = []
+    for c in convs:
+        x = F.leaky_relu(c(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDisc(nn.Module):
     """One period of the MPD."""
 
@@ -35,13 +47,7 @@ class PeriodDisc(nn.Module):
         pad = (-n) % self.period
         x = F.pad(y[:, None], (0, pad), mode="reflect" if pad < n else "constant")
         x = x.view(b, 1, -1, self.period)
-        feats = []
-        for c in self.convs:
-            x = F.leaky_relu(c(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _stack(self.convs, self.post, x)
 
 
 class ResolutionDisc(nn.Module):
@@ -63,13 +69,7 @@ class ResolutionDisc(nn.Module):
         s = torch.stft(y, self.n_fft, self.hop, window=torch.hann_window(self.n_fft,
                        device=y.device), return_complex=True).abs()
         x = torch.log(s + 1e-5).transpose(1, 2)[:, None]  # (B, 1, frames, bins)
-        feats = []
-        for c in self.convs:
-            x = F.leaky_relu(c(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
