@@ -70,14 +70,19 @@ def _read_json(path: str) -> dict[str, Any]:
 
 def from_json(cls: type[T], path: str | None, **overrides: object) -> T:
     """The dataclass ``cls`` from a JSON file (unknown keys and wrong types refused) + overrides."""
-    raw = _read_json(path) if path else {}
+    return from_mapping(cls, _read_json(path) if path else {}, str(path), **overrides)
+
+
+def from_mapping(cls: type[T], raw: dict[str, Any], where: str, **overrides: object) -> T:
+    """The dataclass ``cls`` from ``raw`` (unknown keys and wrong types refused, each message
+    naming ``where``), then the non-None ``overrides``."""
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     bad = sorted(set(raw) - set(known))
     if bad:
-        raise ConfigError(f"{path}: unknown config keys {bad}; known keys: "
+        raise ConfigError(f"{where}: unknown config keys {bad}; known keys: "
                           f"{', '.join(sorted(known))}")
     defaults = cls()
     for name, value in raw.items():
-        _check_type(str(path), name, value, getattr(defaults, name))
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+        _check_type(where, name, value, getattr(defaults, name))
+    raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
     return cls(**raw)

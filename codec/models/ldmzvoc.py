@@ -12,7 +12,7 @@ torch is imported inside functions, so importing this module stays light.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,16 +38,11 @@ class LdmzVocConfig:
     log_mag_max: float = 7.0
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LdmzVocConfig:
-        """Build from a dict, refusing unknown keys."""
-        names = {f.name for f in fields(cls)}
-        bad = set(raw) - names
-        if bad:
-            from ldmz.codec.errors import ConfigError
+    def from_dict(cls, raw: dict[str, Any], where: str = "ldmzvoc config") -> LdmzVocConfig:
+        """Build from a dict, refusing unknown keys and wrong types (messages name ``where``)."""
+        from ldmz.codec.params import from_mapping
 
-            raise ConfigError(f"unknown ldmzvoc config keys {sorted(bad)}; known keys: "
-                              f"{', '.join(sorted(names))}")
-        return cls(**raw)
+        return from_mapping(cls, raw, where)
 
 
 def receptive_field(cfg: LdmzVocConfig) -> int:
@@ -154,7 +149,7 @@ def load(folder: Path | str = WEIGHTS_DIR, device: str = "cpu") -> Any:  # an nn
     folder = Path(folder)
     raw = json.loads((folder / "config.json").read_text())
     raw.pop("meta", None)
-    net = build(LdmzVocConfig.from_dict(raw))
+    net = build(LdmzVocConfig.from_dict(raw, str(folder / "config.json")))
     state = {k: v.float() for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
     net.load_state_dict(state)
     return net.eval().to(device)

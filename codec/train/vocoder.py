@@ -127,7 +127,7 @@ class VocoderTask:
         self.cfg = cfg
         self.device = cfg.device if cfg.device != "auto" else (
             "cuda" if torch.cuda.is_available() else "cpu")
-        self.net_cfg = LdmzVocConfig.from_dict(cfg.model)
+        self.net_cfg = LdmzVocConfig.from_dict(cfg.model, "the training config's \"model\"")
         if self.net_cfg.hop != UNIVERSAL_MEL.hop_length or self.net_cfg.n_mels != \
                 UNIVERSAL_MEL.n_mels:
             raise ConfigError("ldmzvoc trains on the codec's 80-mel with hop 256; fix \"model\"")
