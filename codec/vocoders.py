@@ -212,7 +212,8 @@ def griffin_lim(log_mel: np.ndarray, mel: MelParams, n_iter: int = 32) -> np.nda
 
 
 @lru_cache(maxsize=8)
-def _mel_pinv(mel: MelParams) -> np.ndarray:
+def mel_pinv(mel: MelParams) -> np.ndarray:
+    """The pseudo-inverse of the slaney mel bank of ``mel``, (n_fft // 2 + 1, n_mels), cached."""
     from ldmz.codec.dsp.frontend import mel_basis
 
     return np.linalg.pinv(mel_basis(mel).astype(np.float64)).astype(np.float32)
@@ -226,7 +227,7 @@ def mel_to_linear(log_mel: np.ndarray, mel: MelParams) -> np.ndarray:
     at about 1/200 of the cost.
     """
     m = np.exp(np.asarray(log_mel, np.float32).T)
-    mag: np.ndarray = np.maximum(_mel_pinv(mel) @ m, 0.0)
+    mag: np.ndarray = np.maximum(mel_pinv(mel) @ m, 0.0)
     return mag
 
 

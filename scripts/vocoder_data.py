@@ -6,8 +6,8 @@ can start on the first shards while later ones are made. Clips are ``--frames`` 
 (plus nothing: edges are cropped at training time), drawn with a seed, balanced over categories.
 Each shard holds ``audio``/``teacher`` (clips, frames*hop) float16, ``mel`` (clips, frames,
 n_mels) float16 (no ``teacher`` with ``--no-teacher``) and, for every ``--codec-every``-th
-clip, the mel that ldmz-small decodes from its own file at 2 or 3 bits in ``codec_mel`` (else a
-copy of the exact mel) with ``codec_bits``.
+clip, the mel that ldmz-small decodes from its own file in ``codec_mel`` (else a copy of the
+exact mel) with ``codec_bits``: 3 or 4 for the entropy coding at that quality, 2 for affine 2-bit.
 """
 
 from __future__ import annotations
@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             y = teacher(m)[:n_samp] if teacher is not None else None
             cm, bits = m, 0
             if model is not None and len(keys["audio"]) % a.codec_every == 0:
-                bits = int(srng.choice([2, 3]))
-                f = encode(x, mel.sample_rate, EncodeParams(bits=bits, device=a.device))
+                # the entropy coding at quality 3 or 4 (4 is the default), or affine 2-bit
+                bits = int(srng.choice([3, 4, 2]))
+                p = EncodeParams(coding="affine", bits=2, device=a.device) if bits == 2 else \
+                    EncodeParams(quality=bits, device=a.device)
+                f = encode(x, mel.sample_rate, p)
                 cm = decode_mel(f, 0, model)[:a.frames]
             keys["audio"].append(x.astype(np.float16))
             if y is not None:

@@ -114,14 +114,18 @@ def test_click_free_join(which: str, kind: str, request: pytest.FixtureRequest,
         assert near < 3 * away + 1e-3
 
 
-def _tiny_ldmzvoc(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tiny seeded ldmzvoc in ``folder``, standing in for the shipped weights."""
+def _tiny_ldmzvoc(folder: Path, monkeypatch: pytest.MonkeyPatch, gla_iters: int = 0) -> None:
+    """A tiny seeded ldmzvoc in ``folder``, standing in for the shipped weights.
+
+    ``gla_iters`` > 0: version 2's shape (magnitude prior and Griffin-Lim iterations).
+    """
     import torch
 
     from ldmz.codec.models import ldmzvoc
 
     torch.manual_seed(0)
-    net = ldmzvoc.build(ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5))
+    net = ldmzvoc.build(ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5,
+                                              mag_prior=gla_iters > 0, gla_iters=gla_iters))
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.2)
@@ -129,13 +133,13 @@ def _tiny_ldmzvoc(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ldmzvoc, "WEIGHTS_DIR", folder)
 
 
-@pytest.mark.parametrize("name", ["hifigan", "ldmzvoc"])
+@pytest.mark.parametrize("name", ["hifigan", "ldmzvoc", "ldmzvoc-gla"])
 def test_vocoder_windows_join_exactly(name: str, tiny_audioldm: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     model = load_model(str(tiny_audioldm), "cpu")
-    if name == "ldmzvoc":
-        _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
-    voc = load_vocoder(name, model)
+    if name.startswith("ldmzvoc"):
+        _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch, gla_iters=3 if "gla" in name else 0)
+    voc = load_vocoder(name.split("-")[0], model)
     n_mels, hop = voc.mel.n_mels, voc.mel.hop_length
     m = np.random.default_rng(0).normal(-5, 2, (300, n_mels)).astype(np.float32)
     whole = voc(m)[: 300 * hop]
@@ -145,10 +149,11 @@ def test_vocoder_windows_join_exactly(name: str, tiny_audioldm: Path, tmp_path: 
     assert np.abs(parts - whole).max() < 1e-5 * max(1.0, float(np.abs(whole).max()))
 
 
+@pytest.mark.parametrize("gla_iters", [0, 3])
 def test_ldmzvoc_decode_stream_joins(tiny_patchvae: Path, tmp_path: Path, signals,  # noqa: ANN001
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                     monkeypatch: pytest.MonkeyPatch, gla_iters: int) -> None:
     """A file decoded with ldmzvoc in small vocoder windows gives the samples of big ones."""
-    _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
+    _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch, gla_iters)
     f = api.encode(signals.chirp(3.0, 22050)[None], 22050,
                    EncodeParams(model=str(tiny_patchvae), bits=8, device="cpu"))
     # a file names no paths: the folder model is passed, as `ldmz decode --model PATH` does

@@ -14,11 +14,12 @@ from ldmz.codec.models import ldmzvoc
 from ldmz.codec.vocoders import UNIVERSAL_MEL, NetVocoder, load_vocoder
 
 TINY = ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5)
+TINY_GLA = ldmzvoc.LdmzVocConfig(dim=16, blocks=2, kernel=5, mag_prior=True, gla_iters=3)
 
 
-def _tiny_net(seed: int = 0):  # noqa: ANN202 - nn.Module
+def _tiny_net(seed: int = 0, cfg: ldmzvoc.LdmzVocConfig = TINY):  # noqa: ANN202 - nn.Module
     torch.manual_seed(seed)
-    net = ldmzvoc.build(TINY).eval()
+    net = ldmzvoc.build(cfg).eval()
     with torch.no_grad():  # large random weights: every path carries signal
         for p in net.parameters():
             p.normal_(0, 0.2)
@@ -37,8 +38,9 @@ def test_head_inverts_the_front_end_stft() -> None:
     assert float((y[0] - x).abs().max()) < 1e-4
 
 
-def test_receptive_field_is_an_upper_bound() -> None:
-    net = _tiny_net().double()
+@pytest.mark.parametrize("cfg", [TINY, TINY_GLA], ids=["v1", "gla"])
+def test_receptive_field_is_an_upper_bound(cfg: ldmzvoc.LdmzVocConfig) -> None:
+    net = _tiny_net(cfg=cfg).double()
     x = torch.randn(1, 60, 80, dtype=torch.float64)
     y = x.clone()
     y[0, 30] += 1.0
@@ -46,9 +48,55 @@ def test_receptive_field_is_an_upper_bound() -> None:
         d = (net(x) - net(y)).abs()[0]
     idx = torch.nonzero(d > 1e-12).flatten()
     reach = max(30 - idx.min().item() / 256, (idx.max().item() + 1) / 256 - 31)
-    rf = ldmzvoc.receptive_field(TINY)
+    rf = ldmzvoc.receptive_field(cfg)
     assert reach <= rf
     assert reach > rf - 3  # and not a loose bound
+
+
+def test_prior_starts_from_the_mel_pseudo_inverse() -> None:
+    """Version 2 untrained: the head gives the pinv magnitude of the mel and zero phase."""
+    from ldmz.codec.vocoders import mel_to_linear
+
+    net = ldmzvoc.build(TINY_GLA).eval()
+    mel = np.random.default_rng(1).normal(-4, 1.5, (12, 80)).astype(np.float32)
+    with torch.no_grad():
+        logmag, r, i = net.spectrum(torch.from_numpy(mel)[None])
+    want = np.log(np.maximum(mel_to_linear(mel, UNIVERSAL_MEL).T, 1e-5))
+    assert np.abs(logmag[0].numpy() - want).max() < 1e-4
+    assert torch.all(r == 1) and torch.all(i == 0)
+
+
+def test_griffin_lim_iterations_make_the_spectrum_consistent() -> None:
+    """Plain Griffin-Lim (momentum 0) never increases the inconsistency; 0 iterations = identity."""
+    from ldmz.codec.train.vocoder import stft
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(0, 0.1, 40 * 256).astype(np.float32))
+    mag = stft(x[None], 1024, 256).abs()
+    spec = torch.polar(mag, torch.from_numpy(rng.uniform(0, 6.3, mag.shape).astype(np.float32)))
+    window = torch.hann_window(1024)
+    assert torch.equal(ldmzvoc.griffin_lim(spec, mag, window, 256, 0, 0.0), spec)
+
+    def inconsistency(s: torch.Tensor) -> float:
+        frames = torch.fft.irfft(s, n=1024) * window
+        y = ldmzvoc.overlap_add(frames, window, 256, crop=False)
+        again = torch.fft.rfft(y.unfold(-1, 1024, 256) * window)
+        return float((again.abs() - mag).abs().mean())
+
+    errs = [inconsistency(ldmzvoc.griffin_lim(spec, mag, window, 256, k, 0.0)) for k in range(6)]
+    assert all(b <= a + 1e-6 for a, b in zip(errs, errs[1:], strict=False))
+    assert errs[-1] < 0.7 * errs[0]
+
+
+def test_version1_config_loads_as_version1(tmp_path: Path) -> None:
+    """A config.json without the version-2 keys (the weights shipped before) keeps its shape."""
+    ldmzvoc.save(_tiny_net(), tmp_path / "v")
+    raw = json.loads((tmp_path / "v" / "config.json").read_text())
+    for key in ("mag_prior", "gla_iters", "gla_momentum"):
+        raw.pop(key)
+    (tmp_path / "v" / "config.json").write_text(json.dumps(raw))
+    back = ldmzvoc.load(tmp_path / "v")
+    assert back.config.gla_iters == 0 and not back.config.mag_prior
 
 
 def test_save_load_float16(tmp_path: Path) -> None:

@@ -36,6 +36,12 @@ class LdmzVocConfig:
     hop: int = 256
     mlp_ratio: int = 3
     log_mag_max: float = 7.0
+    # version 2: the head refines the mel's pseudo-inverse magnitude (a residual in log), its
+    # phase starts from zero phase, and ``gla_iters`` fast Griffin-Lim iterations (momentum
+    # ``gla_momentum``) make the spectrum consistent. The defaults are version 1's shape.
+    mag_prior: bool = False
+    gla_iters: int = 0
+    gla_momentum: float = 0.99
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "ldmzvoc config") -> LdmzVocConfig:
@@ -46,10 +52,12 @@ class LdmzVocConfig:
 
 
 def receptive_field(cfg: LdmzVocConfig) -> int:
-    """Frames each side of an output frame that can change it (convolutions plus the OLA)."""
+    """Frames each side of an output frame that can change it (convolutions, iterations, OLA)."""
     conv = (cfg.kernel // 2) * (cfg.blocks + 1)  # the input convolution and every block
+    # one Griffin-Lim iteration (overlap-add, then re-analysis) reaches the frames that overlap
+    gla = cfg.gla_iters * -(-(cfg.n_fft - cfg.hop) // cfg.hop)
     ola = -(-(cfg.n_fft - cfg.hop) // 2 // cfg.hop) + 1  # frames whose windows reach a sample
-    return conv + ola
+    return conv + gla + ola
 
 
 def build(cfg: LdmzVocConfig) -> Any:  # an nn.Module (torch is opaque to mypy here)
@@ -83,6 +91,10 @@ def build(cfg: LdmzVocConfig) -> Any:  # an nn.Module (torch is opaque to mypy h
             self.norm_out = nn.LayerNorm(d)
             self.head = nn.Linear(d, 3 * bins)
             self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+            if cfg.mag_prior:  # residuals start at zero: the prior magnitude with zero phase
+                nn.init.zeros_(self.head.weight)
+                nn.init.zeros_(self.head.bias)
+                self.register_buffer("pinv", torch.from_numpy(_mel_pinv(cfg)), persistent=False)
 
         def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             """(B, T, n_mels) -> log-magnitude, r, i, each (B, T, bins)."""
@@ -94,14 +106,23 @@ def build(cfg: LdmzVocConfig) -> Any:  # an nn.Module (torch is opaque to mypy h
             if h.dtype in (torch.float16, torch.bfloat16):  # autocast: the iSTFT in fp32
                 h = h.float()
             logmag, r, i = h.chunk(3, dim=-1)
+            if cfg.mag_prior:
+                with torch.autocast(mel.device.type, enabled=False):  # in the pinv's dtype
+                    prior = torch.exp(mel.to(self.pinv.dtype)) @ self.pinv.T  # (B, T, bins)
+                logmag = logmag + torch.log(torch.clamp(prior, min=1e-5)).to(logmag.dtype)
+                r = r + 1.0
             return logmag.clamp(max=cfg.log_mag_max), r, i
 
         def synthesize(self, logmag: torch.Tensor, r: torch.Tensor,
                        i: torch.Tensor) -> torch.Tensor:
             """Head outputs -> waveform (B, T * hop), framed like the mel front-end."""
             norm = torch.rsqrt(r * r + i * i + 1e-9)
-            mag = torch.exp(logmag) * norm
-            frames = torch.fft.irfft(torch.complex(mag * r, mag * i), n=cfg.n_fft)
+            mag = torch.exp(logmag)
+            spec = torch.complex(mag * norm * r, mag * norm * i)
+            if cfg.gla_iters:
+                spec = griffin_lim(spec, mag, self.window, cfg.hop, cfg.gla_iters,
+                                   cfg.gla_momentum)
+            frames = torch.fft.irfft(spec, n=cfg.n_fft)
             return overlap_add(frames * self.window, self.window, cfg.hop)
 
         def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -111,21 +132,71 @@ def build(cfg: LdmzVocConfig) -> Any:  # an nn.Module (torch is opaque to mypy h
     return LdmzVoc()
 
 
-def overlap_add(frames: Any, window: Any, hop: int) -> Any:  # torch tensors
+def _mel_pinv(cfg: LdmzVocConfig) -> Any:  # a float32 numpy array (bins, n_mels)
+    """The pseudo-inverse of the codec's mel bank for ``cfg``'s framing (the magnitude prior)."""
+    from ldmz.codec.vocoders import UNIVERSAL_MEL, mel_pinv
+
+    if (cfg.n_fft, cfg.hop, cfg.n_mels) != (UNIVERSAL_MEL.n_fft, UNIVERSAL_MEL.hop_length,
+                                            UNIVERSAL_MEL.n_mels):
+        raise ValueError("ldmzvoc's magnitude prior needs the codec's 80-mel framing")
+    return mel_pinv(UNIVERSAL_MEL).copy()  # the cached array stays untouched
+
+
+def overlap_add(frames: Any, window: Any, hop: int, crop: bool = True) -> Any:  # torch tensors
     """(B, T, n_fft) windowed frames -> (B, T * hop), normalized by the summed squared window.
 
     Frame ``t`` starts at sample ``t * hop - (n_fft - hop) // 2``, the mel front-end's framing.
+    ``crop=False`` keeps the whole span, ``(T - 1) * hop + n_fft`` samples, where frame ``t``
+    starts at ``t * hop``.
     """
     import torch
+
+    b, t, n_fft = frames.shape
+    y = _fold(frames, hop) / torch.clamp(_fold((window * window).expand(1, t, n_fft), hop),
+                                         min=1e-3)
+    if not crop:
+        return y
+    p = (n_fft - hop) // 2
+    return y[:, p:p + t * hop]
+
+
+def _fold(frames: Any, hop: int) -> Any:  # torch tensors
+    """Sum (B, T, n_fft) frames placed ``hop`` apart into (B, (T - 1) * hop + n_fft) samples."""
     from torch.nn import functional as F
 
     b, t, n_fft = frames.shape
-    length = (t - 1) * hop + n_fft
-    y = F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop))
-    env = F.fold((window * window)[None, :, None].expand(1, n_fft, t), (1, length),
-                 (1, n_fft), stride=(1, hop))
-    p = (n_fft - hop) // 2
-    return (y[:, 0, 0] / torch.clamp(env[:, 0, 0], min=1e-3))[:, p:p + t * hop]
+    if n_fft % hop:
+        length = (t - 1) * hop + n_fft
+        return F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]
+    k = n_fft // hop  # each frame is k blocks of hop samples; block j of frame t lands at t + j
+    parts = frames.reshape(b, t, k, hop)
+    out = frames.new_zeros(b, t + k - 1, hop)
+    for j in range(k):
+        out[:, j:j + t] += parts[:, :, j]
+    return out.reshape(b, (t + k - 1) * hop)
+
+
+def griffin_lim(spec: Any, mag: Any, window: Any, hop: int, iters: int,
+                momentum: float) -> Any:  # torch tensors
+    """Fast Griffin-Lim (Perraudin et al. 2013) on a (B, T, bins) complex spectrum.
+
+    Each iteration overlap-adds the frames and analyses them again with the same framing,
+    extrapolates by ``momentum`` and keeps the phase of the result under ``mag``. Every step is
+    differentiable (the phase is normalized with a small epsilon), so training sees it.
+    """
+    import torch
+
+    n_fft = window.shape[0]
+    inv_env = 1.0 / torch.clamp(_fold((window * window).expand(1, spec.shape[1], n_fft), hop),
+                                min=1e-3)
+    prev = None
+    for _ in range(iters):
+        wave = _fold(torch.fft.irfft(spec, n=n_fft) * window, hop) * inv_env
+        proj = torch.fft.rfft(wave.unfold(-1, n_fft, hop) * window)
+        t = proj if prev is None else proj + momentum * (proj - prev)
+        prev = proj
+        spec = mag * t * torch.rsqrt(t.real * t.real + t.imag * t.imag + 1e-12)
+    return spec
 
 
 def save(net: Any, folder: Path, meta: dict[str, Any] | None = None) -> None:

@@ -5,9 +5,10 @@ HiFi-GAN's waveform from that mel (the teacher, computed once) and, for some cli
 ldmz-small decodes from its own 2- or 3-bit file. Losses:
 
 - real audio: multi-resolution STFT log-magnitude L1 and log-mel L1 of the output;
-- teacher (a deterministic function of the mel, so a plain regression): waveform L1, and at the
-  head's own framing the log-magnitude L1 and anti-wrapped phase losses (instantaneous phase,
-  group delay, instantaneous frequency; APNet's losses), weighted by the teacher's magnitude;
+- at the head's own framing, the log-magnitude L1 and anti-wrapped phase losses (group delay and
+  instantaneous frequency; APNet's losses) weighted by the target's magnitude. The target is the
+  teacher where the shards have one (a deterministic function of the mel, so its absolute phase
+  is learnable too: an instantaneous-phase term and a waveform L1 join), else the real audio;
 - consistency: the STFT of the output against the head's spectrum, so that its phases form a
   spectrum that overlap-add does not cancel.
 
@@ -151,9 +152,9 @@ class VocoderTask:
         val = load_shards(self.data_dir / "val")
         self.val = {k: val[k] for k in ("audio", "mel", "codec_mel", "codec_bits", "cat")}
         self.teacher = "teacher" in self.train
-        if not self.teacher and (cfg.w_wave or cfg.w_head_mag or cfg.w_phase):
+        if not self.teacher and cfg.w_wave:
             raise TrainError(f"{self.data_dir / 'train'}: the shards have no teacher; set "
-                             f"w_wave, w_head_mag and w_phase to 0")
+                             f"w_wave to 0 (head and phase losses then use the real audio)")
         self.reload_at = cfg.reload_every
 
     # --- batches --------------------------------------------------------------------------
@@ -204,29 +205,27 @@ class VocoderTask:
         sy = stft(y, n_fft, hop)
         norm = torch.rsqrt(r * r + i * i + 1e-9)
         head = torch.complex(r * norm, i * norm) * torch.exp(logmag)
-        scale = sy.abs().mean().detach()  # the complex term's scale (the teacher's, with one)
+        # head targets: the teacher (a function of the mel: its absolute phase is learnable) or
+        # else the real audio (phase derivatives only: its absolute phase is not in the mel)
+        st = stft(teacher if self.teacher else audio, n_fft, hop)
+        mag_t = st.abs()
+        scale = mag_t.mean()  # the complex term's scale
+        parts["head_mag"] = (logmag - torch.log(mag_t + 1e-5)).abs().mean()
+        w = torch.sqrt(mag_t)
+        w = w / (w.mean() + 1e-7)
+        ph, ph_t = torch.atan2(i, r), torch.angle(st)
+        gd = (w[..., 1:] * _wrap(torch.diff(ph, dim=-1) - torch.diff(ph_t, dim=-1))).mean()
+        iaf = (w[:, 1:] * _wrap(torch.diff(ph, dim=1) - torch.diff(ph_t, dim=1))).mean()
+        parts["phase"] = gd + iaf
         if self.teacher:
             parts["wave"] = (y - teacher).abs().mean() * 10
-            st = stft(teacher, n_fft, hop)
-            mag_t = st.abs()
-            scale = mag_t.mean()
-            parts["head_mag"] = (logmag - torch.log(mag_t + 1e-5)).abs().mean()
-            w = torch.sqrt(mag_t)
-            w = w / (w.mean() + 1e-7)
-            ph, ph_t = torch.atan2(i, r), torch.angle(st)
-            ip = (w * _wrap(ph - ph_t)).mean()
-            gd = (w[..., 1:] * _wrap(torch.diff(ph, dim=-1) - torch.diff(ph_t, dim=-1))).mean()
-            iaf = (w[:, 1:] * _wrap(torch.diff(ph, dim=1) - torch.diff(ph_t, dim=1))).mean()
-            parts["phase"] = ip + gd + iaf
+            parts["phase"] = parts["phase"] + (w * _wrap(ph - ph_t)).mean()
         parts["consistency"] = (torch.log(sy.abs() + 1e-5) - logmag).abs().mean() + \
             (sy - head).abs().mean() / (scale + 1e-5)
         weights = {"mrstft": c.w_mrstft, "mel": c.w_mel, "wave": c.w_wave,
                    "head_mag": c.w_head_mag, "phase": c.w_phase,
                    "consistency": c.w_consistency}
         total = sum(weights[k] * v for k, v in parts.items() if weights[k])
-        if not self.teacher:
-            parts["head_mag"] = (logmag - torch.log(stft(audio, n_fft, hop).abs() + 1e-5)).abs(
-            ).mean().detach()  # logged only: the real audio's magnitude at the head
         if self.disc is not None and step >= c.adv_start:
             from ldmz.codec.train.discriminators import adversarial_losses, discriminator_loss
 
