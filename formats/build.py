@@ -8,7 +8,7 @@ import numpy as np
 
 from ldmz.formats.chunks import FLOAT16_MAX
 from ldmz.formats.container import LdmzFile
-from ldmz.formats.entropy import EntropyTables, quantize_ec
+from ldmz.formats.entropy import EntropyTables, choose_joint, quantize_ec
 from ldmz.formats.header import (
     MAX_QUANT_ABS,
     ChunkEntry,
@@ -39,12 +39,14 @@ def pack_latents(
     writer: str = "",
     tables: EntropyTables | None = None,
     quality: int = 0,
+    joint: bool = True,
 ) -> LdmzFile:
     """Quantize and chunk ``latents`` (audio_ch, latent_ch, frames, freq) into an LdmzFile.
 
     ``bits`` is one depth for all latent channels, one per latent channel, or ``"float16"``.
     With ``tables`` (the model's entropy tables) ``bits`` is ignored: the latents are coded at
-    ``quality`` and rANS-coded (format 2).
+    ``quality`` and rANS-coded (format 2); with ``joint`` a chunk's audio channel is coded as
+    the residual of an earlier one where that is smaller (format 2.1; the codes are the same).
     Each chunk stores frames ``[i*frames_per_chunk, (i+1)*frames_per_chunk + overlap)``.
     """
     latents = np.asarray(latents, dtype=np.float32)
@@ -61,7 +63,7 @@ def pack_latents(
         return _pack_rans(latents, tables, quality, model=model, mel=mel, source=source,
                           frames_per_chunk=frames_per_chunk, overlap=overlap,
                           time_downsample=time_downsample, mel_frames=mel_frames, tags=tags,
-                          vocoder=vocoder, writer=writer)
+                          vocoder=vocoder, writer=writer, joint=joint)
     if isinstance(bits, str):
         if bits != "float16":
             raise ValueError(f"bits must be 0..8 or 'float16', got {bits!r}")
@@ -95,7 +97,7 @@ def pack_latents(
 def _pack_rans(latents: np.ndarray, tables: EntropyTables, quality: int, *, model: ModelInfo,
                mel: MelParams, source: SourceInfo, frames_per_chunk: int, overlap: int,
                time_downsample: int, mel_frames: int, tags: Mapping[str, str] | None,
-               vocoder: str, writer: str) -> LdmzFile:
+               vocoder: str, writer: str, joint: bool = True) -> LdmzFile:
     a, lc, t, f = latents.shape
     if tables.mean.shape != (lc, f):
         raise ValueError(f"entropy tables are for {tables.mean.shape} latents, not {(lc, f)}")
@@ -106,7 +108,8 @@ def _pack_rans(latents: np.ndarray, tables: EntropyTables, quality: int, *, mode
                      overlap=overlap, mel_frames=mel_frames, time_downsample=time_downsample)
     starts = range(0, t, frames_per_chunk)
     arrays = [codes[:, :, s:s + frames_per_chunk + overlap] for s in starts]
-    entries = tuple(ChunkEntry(s, arr.shape[2], 0, 0, 0, 0)
+    entries = tuple(ChunkEntry(s, arr.shape[2], 0, 0, 0, 0,
+                               joint=choose_joint(arr, tables, quality) if joint else ())
                     for s, arr in zip(starts, arrays, strict=True))
     quant = QuantizerInfo(mode="rans", quality=quality, tables_sha256=tables.sha256[:16])
     header = Header(model=model, mel=mel, source=source, latent=lat, quantizer=quant,

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ldmz.formats.entropy import JOINT_WEIGHTS, MAX_JOINT_WEIGHT
 from ldmz.formats.errors import FormatError
 from ldmz.formats.header import (
     MAX_AUDIO_CHANNELS,
@@ -32,6 +33,7 @@ from ldmz.formats.header import (
 from ldmz.formats.parse import _get, _utf8_len, check_layout, check_tags
 
 CODING = "r24"  # rANS, 32-bit words, 64-bit state, 24-bit integer tables
+CODING_JOINT = "r24s"  # r24 with inter-channel prediction (format 2.1; per-chunk key "j")
 HASH_BYTES = 8  # SHA-256 prefixes stored for the weights and the tables
 
 
@@ -58,6 +60,10 @@ def header_to_compact(h: Header) -> dict[str, Any]:
         "c": [CODING, bytes.fromhex(q.tables_sha256[:2 * HASH_BYTES]), q.quality],
         "k": [v for c in h.chunks for v in (c.size, c.crc32)],
     }
+    if is_joint(h):
+        d["c"][0] = CODING_JOINT
+        d["j"] = [[list(j) if j else 0 for j in (c.joint or ((),) * (src.channels - 1))]
+                  for c in h.chunks]
     if h.model.decoder_sha256:
         d["m"].append(bytes.fromhex(h.model.decoder_sha256[:2 * HASH_BYTES]))
     if h.model.scaling_factor != 1.0:
@@ -69,6 +75,37 @@ def header_to_compact(h: Header) -> dict[str, Any]:
     if h.tags:
         d["t"] = dict(h.tags)
     return d
+
+
+def is_joint(h: Header) -> bool:
+    """Whether any chunk codes a channel from another (coding ``r24s``, format 2.1)."""
+    return any(any(c.joint) for c in h.chunks)
+
+
+def _joint(d: dict[str, Any], n: int, a: int, src: str) -> list[tuple[tuple[int, ...], ...]]:
+    """The per-chunk inter-channel coding of key ``j``: n lists of a-1 entries."""
+    j = _get(d, "j", list, src, "")
+    what = (f"header field 'j' must list {n} chunks of {a - 1} entries, each 0 or [b, "
+            f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}] (b < the channel, weights not all 0)")
+    if len(j) != n or a < 2:
+        raise FormatError(src, what)
+    out = []
+    for row in j:
+        if not isinstance(row, list) or len(row) != a - 1:
+            raise FormatError(src, what)
+        entries: list[tuple[int, ...]] = []
+        for ch, e in enumerate(row, 1):
+            if isinstance(e, int) and not isinstance(e, bool) and e == 0:
+                entries.append(())
+                continue
+            if (not isinstance(e, list) or len(e) != 1 + JOINT_WEIGHTS
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in e)
+                    or not 0 <= e[0] < ch or not all(0 <= v <= MAX_JOINT_WEIGHT for v in e[1:])
+                    or not any(e[1:])):
+                raise FormatError(src, what)
+            entries.append(tuple(e))
+        out.append(tuple(entries) if any(entries) else ())
+    return out
 
 
 def _list(d: dict[str, Any], key: str, n: int | tuple[int, int], src: str) -> list[Any]:
@@ -140,21 +177,24 @@ def header_from_compact(d: Any, src: str) -> Header:
                         mel_frames=_int(la[5], "l[5]", 0, MAX_FRAMES * 1024, src),
                         time_downsample=_int(la[6], "l[6]", 1, 1024, src))
     c = _list(d, "c", 3, src)
-    if c[0] != CODING:
-        raise FormatError(src, f"unknown payload coding {str(c[0])[:40]!r}; known: {CODING}")
+    if c[0] not in (CODING, CODING_JOINT):
+        raise FormatError(src, f"unknown payload coding {str(c[0])[:40]!r}; known: {CODING}, "
+                               f"{CODING_JOINT}")
     quant = QuantizerInfo(mode=RANS, quality=_int(c[2], "c[2]", 0, 63, src),
                           tables_sha256=_hash(c[1], "c[1]", src, empty=False))
     k = _get(d, "k", list, src, "")
     if len(k) % 2 or len(k) // 2 > MAX_CHUNKS:
         raise FormatError(src, f"header field 'k' must list (size, crc32) of at most "
                                f"{MAX_CHUNKS} chunks")
+    n = len(k) // 2
+    joint = _joint(d, n, channels, src) if c[0] == CODING_JOINT else [()] * n
     per, ov, chunks, pos = latent.frames_per_chunk, latent.overlap, [], 0
     for i in range(len(k) // 2):
         size = _int(k[2 * i], f"k[{2 * i}]", 0, MAX_CHUNK_BYTES, src)
         crc = _int(k[2 * i + 1], f"k[{2 * i + 1}]", 0, 0xFFFFFFFF, src)
         start = i * per
         frames = max(0, min(per + ov, latent.frames - start))
-        chunks.append(ChunkEntry(start, frames, pos, size, 0, crc))
+        chunks.append(ChunkEntry(start, frames, pos, size, 0, crc, joint=joint[i]))
         pos += size
     h = Header(model=model, mel=mel, source=source, latent=latent, quantizer=quant,
                chunks=tuple(chunks), writer=_str(d.get("w", ""), "w", src),

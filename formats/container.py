@@ -22,7 +22,7 @@ from ldmz.formats.chunks import (
     decompress_chunk,
     encode_chunk,
 )
-from ldmz.formats.compact import header_from_compact, header_to_compact
+from ldmz.formats.compact import header_from_compact, header_to_compact, is_joint
 from ldmz.formats.entropy import EntropyTables, decode_codes, dequantize_ec, encode_codes
 from ldmz.formats.errors import ChecksumError, FormatError, VersionError
 from ldmz.formats.fileio import _ChunkReader, write_atomic
@@ -111,7 +111,7 @@ class LdmzFile:
             if rans:
                 assert tables is not None  # checked above
                 raw = b""
-                blob = encode_codes(arr, tables, header.quantizer.quality)
+                blob = encode_codes(arr, tables, header.quantizer.quality, c.joint)
             else:
                 raw = encode_chunk(header, arr)
                 blob = compress(raw)
@@ -226,7 +226,8 @@ class LdmzFile:
             raise FormatError(self.name, f"entropy-coded by model '{self.header.model.id}': "
                                          f"its entropy tables are needed to read the latents")
         return decode_codes(blob, self.header.chunk_shape(i), self.tables,
-                            self.header.quantizer.quality, self.name, i)
+                            self.header.quantizer.quality, self.name, i,
+                            self.header.chunks[i].joint)
 
     def check_chunk(self, i: int) -> None:
         """Verify chunk ``i`` as :meth:`verify` does; FormatError if it is damaged."""
@@ -361,7 +362,8 @@ class LdmzFile:
             raise FormatError(self.name, f"the header would be refused by readers ({e}); use "
                                          f"longer chunks (--chunk-seconds)") from e
         major = VERSION_RANS if self.entropy_coded else VERSION_MAJOR
-        head = struct.pack("<4sBBHI", MAGIC, major, 0, 0, len(hbytes))
+        minor = 1 if self.entropy_coded and is_joint(self.header) else VERSION_MINOR
+        head = struct.pack("<4sBBHI", MAGIC, major, minor, 0, len(hbytes))
         out = io.BytesIO()
         out.write(head + struct.pack("<I", crc32(head, hbytes)))
         out.write(hbytes)

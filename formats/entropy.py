@@ -144,26 +144,128 @@ def _pad(codes: np.ndarray) -> np.ndarray:
     return np.pad(codes, ((0, 0), (1, 0), (1, 0), (1, 0)))
 
 
-def encode_codes(codes: np.ndarray, t: EntropyTables, q: int) -> bytes:
-    """rANS-code the integer codes (A, C, T, F) of one chunk: little-endian 32-bit words."""
+# Inter-channel prediction (coding ``r24s``, SPEC.md 7.5): in a chunk, audio channel ``a`` may be
+# coded as the residual of an earlier channel ``b``, ``s = wrap(k[a] - k[b])`` in -K..K, under one
+# table built from JOINT_WEIGHTS integer weights of |s| = 0..5 (stored in the header). The
+# decoded codes are exactly those of independent coding: only the rate changes.
+JOINT_WEIGHTS = 6
+MAX_JOINT_WEIGHT = 255
+Joint = tuple[tuple[int, ...], ...]  # per audio channel 1..A-1: () independent, or (b, h_0..h_5)
+
+
+def wrap(d: np.ndarray, r: int) -> np.ndarray:
+    """``d`` reduced modulo ``2r + 1`` into ``-r..r``."""
+    out: np.ndarray = np.mod(d + r, 2 * r + 1) - r
+    return out
+
+
+def residual_freqs(h: tuple[int, ...] | np.ndarray, r: int) -> np.ndarray:
+    """Integer table (2r+1,) summing to 2^24 of residuals ``-r..r`` from weights ``h`` of |s|.
+
+    ``w(s) = h[|s|]`` for ``|s| < len(h)``, else 0; ``freq(s) = 1 + floor(w(s) (2^24 - n) / W)``
+    with ``W = sum(w)`` (>= 1), and what is left of 2^24 goes to ``s = 0``. Integers only.
+    """
+    n = 2 * r + 1
+    mag = np.abs(np.arange(-r, r + 1))
+    hv = np.asarray(h, np.int64)
+    w = np.where(mag < len(hv), hv[np.minimum(mag, len(hv) - 1)], 0)
+    total = int(w.sum())
+    if total < 1:
+        raise ValueError("residual weights must not all be 0")
+    freq = 1 + (w * (TOTAL - n)) // total
+    freq[r] += TOTAL - int(freq.sum())
+    out: np.ndarray = freq
+    return out
+
+
+def _check_joint(joint: Joint, a: int, where: str) -> None:
+    if joint and len(joint) != a - 1:
+        raise ValueError(f"{where}: joint coding lists {len(joint)} channels, not {a - 1}")
+    for i, j in enumerate(joint, 1):
+        if j and (len(j) != 1 + JOINT_WEIGHTS or not 0 <= j[0] < i
+                  or not all(0 <= v <= MAX_JOINT_WEIGHT for v in j[1:]) or not any(j[1:])):
+            raise ValueError(f"{where}: channel {i}'s joint coding must be (b < {i}, "
+                             f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}, not all 0)")
+
+
+def _symbols(codes: np.ndarray, joint: Joint, r: int) -> np.ndarray:
+    """The coded values (A, C, T, F): codes, or residuals for predicted channels."""
+    out = codes.copy()
+    for a, j in enumerate(joint, 1):
+        if j:
+            out[a] = wrap(codes[a] - codes[j[0]], r)
+    return out
+
+
+def encode_codes(codes: np.ndarray, t: EntropyTables, q: int, joint: Joint = ()) -> bytes:
+    """rANS-code the integer codes (A, C, T, F) of one chunk: little-endian 32-bit words.
+
+    ``joint`` (coding ``r24s``): per audio channel 1..A-1, ``()`` to code it on its own, or
+    ``(b, h_0..h_5)`` to code its residual against channel ``b`` (see :func:`residual_freqs`).
+    """
     Categorical, AnsCoder = _coder()
     codes = np.asarray(codes, np.int32)
     r = t.radius(q)
     if codes.size and int(np.abs(codes).max()) > r:
         raise ValueError(f"codes must lie in -{r}..{r} at quality {q}")
+    _check_joint(joint, codes.shape[0], "encode")
     enc = AnsCoder()
     if codes.size:
         order, _ = coding_order(tuple(codes.shape))
         idx = np.unravel_index(order, codes.shape)
         rows = t.weights(q)[idx[1], idx[3], contexts(_pad(codes), idx)]
-        syms = np.ascontiguousarray(codes.reshape(-1)[order] + r, dtype=np.int32)
+        for a, j in enumerate(joint, 1):
+            if j:
+                rows[idx[0] == a] = residual_freqs(j[1:], r) - 1
+        syms = np.ascontiguousarray(_symbols(codes, joint, r).reshape(-1)[order] + r,
+                                    dtype=np.int32)
         enc.encode_reverse(syms, Categorical(perfect=False), rows)  # a stack: decoded forwards
     return np.asarray(enc.get_compressed(), "<u4").tobytes()
 
 
+def _bits(freq: np.ndarray) -> np.ndarray:
+    out: np.ndarray = PRECISION - np.log2(freq.astype(np.float64))
+    return out
+
+
+def choose_joint(codes: np.ndarray, t: EntropyTables, q: int, side_bits: float = 64.0) -> Joint:
+    """Per audio channel 1..A-1 of a chunk's codes, the cheapest coding: on its own, or as the
+    residual of an earlier channel (its weights fitted here). ``()`` if no channel gains more
+    than ``side_bits`` (what its header entry costs): then the chunk is coded as ``r24``.
+    """
+    codes = np.asarray(codes, np.int32)
+    a, c, n, f = codes.shape
+    r = t.radius(q)
+    if a < 2 or not codes.size:
+        return ()
+    ai, ci, ti, fi = (x.ravel() for x in np.meshgrid(np.arange(a), np.arange(c), np.arange(n),
+                                                     np.arange(f), indexing="ij"))
+    ctx = contexts(_pad(codes), (ai, ci, ti, fi))
+    alone = _bits(t.freqs[q][ci, fi, ctx, codes.reshape(-1) + r]).reshape(a, -1).sum(1)
+    joint: list[tuple[int, ...]] = []
+    for ch in range(1, a):
+        best, pick = float(alone[ch]) - side_bits, ()
+        for b in range(ch):
+            s = wrap(codes[ch] - codes[b], r).reshape(-1)
+            counts = np.bincount(np.minimum(np.abs(s), JOINT_WEIGHTS), minlength=JOINT_WEIGHTS + 1)
+            per_sign = np.concatenate([counts[:1], (counts[1:JOINT_WEIGHTS] + 1) // 2])
+            if not per_sign.any():
+                continue
+            h = -(-per_sign * MAX_JOINT_WEIGHT // per_sign.max())  # ceil: seen values stay > 0
+            cost = float(_bits(residual_freqs(h, r))[s + r].sum())
+            if cost < best:
+                best, pick = cost, (b, *(int(v) for v in h))
+        joint.append(pick)
+    return tuple(joint) if any(joint) else ()
+
+
 @lru_cache(maxsize=16)
 def _plan(shape: tuple[int, int, int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per wavefront: flat indices into the padded code array, and table-row bases (c*F + f)*X."""
+    """Per wavefront: flat indices into the padded code array, and table-row bases (c*F + f)*X.
+
+    Within a wavefront the codes come in ``A`` equal blocks, one per audio channel, and block
+    ``a``'s ``i``-th code sits at the same (c, t, f) as block ``b``'s.
+    """
     a, c, n, f = shape
     order, bounds = coding_order(shape)
     ai, ci, ti, fi = np.unravel_index(order, shape)
@@ -173,13 +275,18 @@ def _plan(shape: tuple[int, int, int, int]) -> list[tuple[np.ndarray, np.ndarray
 
 
 def decode_codes(blob: bytes, shape: tuple[int, int, int, int], t: EntropyTables, q: int,
-                 name: str, i: int) -> np.ndarray:
+                 name: str, i: int, joint: Joint = ()) -> np.ndarray:
     """Inverse of :func:`encode_codes`; FormatError unless the words decode to exactly ``shape``."""
     Categorical, AnsCoder = _coder()
     if len(blob) % 4:
         raise FormatError(name, f"chunk {i} is not a whole number of 32-bit words")
     a, c, n, f = shape
     r = t.radius(q)
+    try:
+        _check_joint(joint, a, f"chunk {i}")
+    except ValueError as e:
+        raise FormatError(name, str(e)) from e
+    pred = [(ch, j[0], residual_freqs(j[1:], r) - 1) for ch, j in enumerate(joint, 1) if j]
     padded = np.zeros((a, c + 1, n + 1, f + 1), np.int32)
     flat = padded.reshape(-1)
     dt, df, dc = f + 1, 1, (n + 1) * (f + 1)  # flat offsets of the three context neighbours
@@ -192,7 +299,16 @@ def decode_codes(blob: bytes, shape: tuple[int, int, int, int], t: EntropyTables
             xf = np.minimum(np.maximum(flat[pos - df], -CTX_F), CTX_F) + CTX_F
             xc = np.minimum(np.maximum(flat[pos - dc], -CTX_C), CTX_C) + CTX_C
             ctx = (xt * (2 * CTX_F + 1) + xf) * (2 * CTX_C + 1) + xc
-            flat[pos] = dec.decode(model, w[base + ctx]) - r
+            if not pred:
+                flat[pos] = dec.decode(model, w[base + ctx]) - r
+                continue
+            rows = w[base + ctx].reshape(a, -1, 2 * r + 1)
+            for ch, _, res in pred:
+                rows[ch] = res
+            v = (dec.decode(model, rows.reshape(-1, 2 * r + 1)) - r).reshape(a, -1)
+            for ch, b, _ in pred:  # ascending: a reference is final before it is used
+                v[ch] = wrap(v[b] + v[ch], r)
+            flat[pos] = v.reshape(-1)
         ok = dec.is_empty()
     except Exception as e:  # constriction raises its own errors on words it cannot take
         raise FormatError(name, f"chunk {i} entropy-coded data is invalid ({e})") from e

@@ -106,6 +106,9 @@ class ChunkEntry:
     crc32: int
     q_offset: tuple[tuple[float, ...], ...] = ()
     q_step: tuple[tuple[float, ...], ...] = ()
+    # rans: per audio channel 1..A-1, () coded on its own or (b, h_0..h_5) as the residual of
+    # channel b (format 2.1, coding r24s; SPEC.md 7.5); () for every chunk of an r24 file
+    joint: tuple[tuple[int, ...], ...] = ()
 
 
 def kbps(n_bytes: int, seconds: float) -> float | None:
@@ -193,9 +196,12 @@ class Header:
 
 
 def _chunk_dict(c: ChunkEntry) -> dict[str, Any]:
-    return {"frame_start": c.frame_start, "frames": c.frames, "offset": c.offset,
-            "size": c.size, "raw_size": c.raw_size, "crc32": c.crc32,
-            "q_offset": [list(r) for r in c.q_offset], "q_step": [list(r) for r in c.q_step]}
+    d = {"frame_start": c.frame_start, "frames": c.frames, "offset": c.offset,
+         "size": c.size, "raw_size": c.raw_size, "crc32": c.crc32,
+         "q_offset": [list(r) for r in c.q_offset], "q_step": [list(r) for r in c.q_step]}
+    if c.joint:  # format 2.1 only (never in a format-1 map)
+        d["joint"] = [list(j) for j in c.joint]
+    return d
 
 
 def _plain(x: Any) -> Any:
