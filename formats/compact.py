@@ -86,7 +86,8 @@ def _joint(d: dict[str, Any], n: int, a: int, src: str) -> list[tuple[tuple[int,
     """The per-chunk inter-channel coding of key ``j``: n lists of a-1 entries."""
     j = _get(d, "j", list, src, "")
     what = (f"header field 'j' must list {n} chunks of {a - 1} entries, each 0 or [b, "
-            f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}] (b < the channel, weights not all 0)")
+            f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}] (b < the channel, the first "
+            f"weight >= 1)")
     if len(j) != n or a < 2:
         raise FormatError(src, what)
     out = []
@@ -100,8 +101,8 @@ def _joint(d: dict[str, Any], n: int, a: int, src: str) -> list[tuple[tuple[int,
                 continue
             if (not isinstance(e, list) or len(e) != 1 + JOINT_WEIGHTS
                     or any(isinstance(v, bool) or not isinstance(v, int) for v in e)
-                    or not 0 <= e[0] < ch or not all(0 <= v <= MAX_JOINT_WEIGHT for v in e[1:])
-                    or not any(e[1:])):
+                    or not 0 <= e[0] < ch or e[1] < 1
+                    or not all(0 <= v <= MAX_JOINT_WEIGHT for v in e[1:])):
                 raise FormatError(src, what)
             entries.append(tuple(e))
         out.append(tuple(entries) if any(entries) else ())

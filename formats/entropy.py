@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -163,15 +163,15 @@ def residual_freqs(h: tuple[int, ...] | np.ndarray, r: int) -> np.ndarray:
     """Integer table (2r+1,) summing to 2^24 of residuals ``-r..r`` from weights ``h`` of |s|.
 
     ``w(s) = h[|s|]`` for ``|s| < len(h)``, else 0; ``freq(s) = 1 + floor(w(s) (2^24 - n) / W)``
-    with ``W = sum(w)`` (>= 1), and what is left of 2^24 goes to ``s = 0``. Integers only.
+    with ``W = sum(w)`` (>= 1: ``h[0] >= 1``), and what is left of 2^24 goes to ``s = 0``.
     """
     n = 2 * r + 1
     mag = np.abs(np.arange(-r, r + 1))
     hv = np.asarray(h, np.int64)
     w = np.where(mag < len(hv), hv[np.minimum(mag, len(hv) - 1)], 0)
     total = int(w.sum())
-    if total < 1:
-        raise ValueError("residual weights must not all be 0")
+    if hv[0] < 1:
+        raise ValueError("the weight of residual 0 must be >= 1")
     freq = 1 + (w * (TOTAL - n)) // total
     freq[r] += TOTAL - int(freq.sum())
     out: np.ndarray = freq
@@ -182,15 +182,15 @@ def _check_joint(joint: Joint, a: int, where: str) -> None:
     if joint and len(joint) != a - 1:
         raise ValueError(f"{where}: joint coding lists {len(joint)} channels, not {a - 1}")
     for i, j in enumerate(joint, 1):
-        if j and (len(j) != 1 + JOINT_WEIGHTS or not 0 <= j[0] < i
-                  or not all(0 <= v <= MAX_JOINT_WEIGHT for v in j[1:]) or not any(j[1:])):
+        if j and (len(j) != 1 + JOINT_WEIGHTS or not 0 <= j[0] < i or j[1] < 1
+                  or not all(0 <= v <= MAX_JOINT_WEIGHT for v in j[1:])):
             raise ValueError(f"{where}: channel {i}'s joint coding must be (b < {i}, "
-                             f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}, not all 0)")
+                             f"{JOINT_WEIGHTS} weights 0..{MAX_JOINT_WEIGHT}, the first >= 1)")
 
 
 def _symbols(codes: np.ndarray, joint: Joint, r: int) -> np.ndarray:
     """The coded values (A, C, T, F): codes, or residuals for predicted channels."""
-    out = codes.copy()
+    out: np.ndarray = codes.copy()
     for a, j in enumerate(joint, 1):
         if j:
             out[a] = wrap(codes[a] - codes[j[0]], r)
@@ -244,14 +244,13 @@ def choose_joint(codes: np.ndarray, t: EntropyTables, q: int, side_bits: float =
     alone = _bits(t.freqs[q][ci, fi, ctx, codes.reshape(-1) + r]).reshape(a, -1).sum(1)
     joint: list[tuple[int, ...]] = []
     for ch in range(1, a):
-        best, pick = float(alone[ch]) - side_bits, ()
+        best, pick = float(alone[ch]) - side_bits, cast(tuple[int, ...], ())
         for b in range(ch):
             s = wrap(codes[ch] - codes[b], r).reshape(-1)
             counts = np.bincount(np.minimum(np.abs(s), JOINT_WEIGHTS), minlength=JOINT_WEIGHTS + 1)
             per_sign = np.concatenate([counts[:1], (counts[1:JOINT_WEIGHTS] + 1) // 2])
-            if not per_sign.any():
-                continue
-            h = -(-per_sign * MAX_JOINT_WEIGHT // per_sign.max())  # ceil: seen values stay > 0
+            h = -(-per_sign * MAX_JOINT_WEIGHT // max(1, per_sign.max()))  # ceil: seen stay > 0
+            h[0] = max(h[0], 1)
             cost = float(_bits(residual_freqs(h, r))[s + r].sum())
             if cost < best:
                 best, pick = cost, (b, *(int(v) for v in h))

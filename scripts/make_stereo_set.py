@@ -1,15 +1,15 @@
-"""Build a stereo test set (not the bench corpus): real stereo music and ambience from installed
-Debian packages, and stereo mixes of the validation split's mono speech clips.
+"""Build a stereo test set (not the bench corpus): real stereo music from installed Debian
+packages, and stereo mixes of the validation split's mono speech clips.
 
     python scripts/make_stereo_set.py OUT_DIR [--data data] [--seconds 6]
 
-Real stereo (music: no installed package has stereo ambience): a fixed segment of each file in REAL that is not listed in
-scripts/corpus_sources.json (the bench corpus and the example; checked). Synthetic speech (from
-``DATA/manifest.csv``'s val rows, 22.05 kHz mono): dual mono; a panned source with a level
-difference and per-channel decorrelated room tails; two voices panned apart; a voice over real
-stereo music. Writes 44.1 kHz 16-bit FLAC and ``OUT_DIR/stereo_set.csv`` (file, kind, source,
-inter-channel correlation). Deterministic (seeded). Uses only what is installed; a missing file
-is skipped with a note.
+Real stereo (music: no installed package has stereo ambience): a fixed segment of each file in
+REAL, none listed in scripts/corpus_sources.json (the bench corpus and the example; checked).
+Synthetic speech (from ``DATA/manifest.csv``'s val rows, 22.05 kHz mono): dual mono; a panned
+source with a level difference and per-channel decorrelated room tails; two voices panned
+apart; a voice over real stereo music. Writes 44.1 kHz 16-bit FLAC and
+``OUT_DIR/stereo_set.csv`` (file, kind, source, inter-channel correlation). Deterministic
+(seeded). Uses only what is installed; a missing file is skipped with a note.
 """
 
 from __future__ import annotations

@@ -133,11 +133,47 @@ def build_rans(tables: EntropyTables | None = None) -> LdmzFile:
         writer="ldmz-golden/2", vocoder="hifigan-golden", tables=t, quality=1)
 
 
+V21_FILE, V21_EXPECT = "golden_v21.ldmz", HERE / "golden_v21.json"
+# Format 2.1, per chunk: channel 1 from 0 and 2 alone; 2 from 1 from 0; all alone.
+V21_JOINT = (((0, 255, 20, 3, 0, 0, 0), ()),
+             ((0, 200, 40, 0, 0, 0, 1), (1, 255, 5, 1, 1, 1, 1)),
+             ((), ()))
+
+
+def build_rans_joint(tables: EntropyTables | None = None) -> LdmzFile:
+    """3 audio ch, 2 latent ch, 3 bins, 7 frames in chunks of 3 + 1, quality 1, the
+    inter-channel prediction of V21_JOINT (fixed, not chosen), one residual wrapping mod 7."""
+    from dataclasses import replace
+
+
+    t = tables or golden_tables()
+    base = build_rans(t)
+    c0 = np.concatenate([base.chunk_codes(i)[:, :, :3] for i in range(3)], axis=2)[0]
+    c1 = np.clip(c0 + (np.arange(c0.size).reshape(c0.shape) % 5 == 0), -3, 3)
+    c2 = np.where(np.arange(c0.size).reshape(c0.shape) % 3 == 0, -c1, c1)
+    codes = np.stack([c0, c1, c2]).astype(np.int32)
+    codes[0, 0, 1, 0], codes[1, 0, 1, 0] = -3, 3  # residual 6 wraps to -1
+    src = replace(base.header.source, channels=3, gain=(0.75, 0.5, 0.25))
+    entries = tuple(replace(c, joint=j) for c, j in zip(base.header.chunks, V21_JOINT,
+                                                         strict=True))
+    h = replace(base.header, source=src, chunks=entries, writer="ldmz-golden/2.1")
+    arrays = [codes[:, :, c.frame_start:c.frame_start + c.frames] for c in entries]
+    return LdmzFile.from_latents(h, arrays, t)
+
+
+def expectations_v21() -> dict:
+    """What the committed v2.1 file must contain: its hash, header fields and codes."""
+    return _expect(build_rans_joint(), V21_FILE)
+
+
 def expectations_v2() -> dict:
     """What the committed v2 file must contain: its hash, header fields and codes."""
-    f = build_rans()
+    return _expect(build_rans(), V2_FILE)
+
+
+def _expect(f: LdmzFile, name: str) -> dict:
     data = f.to_bytes()
-    return {"name": V2_FILE, "tables": V2_TABLES, "size": len(data),
+    return {"name": name, "tables": V2_TABLES, "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "tables_sha256": hashlib.sha256((HERE / V2_TABLES).read_bytes()).hexdigest(),
             "header": f.header.to_dict(), "latents": f.latents().tolist(),
@@ -168,6 +204,9 @@ def main(argv: list[str]) -> int:
         (HERE / V2_FILE).write_bytes(build_rans().to_bytes())
         V2_EXPECT.write_text(json.dumps(expectations_v2(), indent=1, ensure_ascii=False) + "\n",
                              encoding="utf-8")
+        (HERE / V21_FILE).write_bytes(build_rans_joint().to_bytes())
+        V21_EXPECT.write_text(json.dumps(expectations_v21(), indent=1, ensure_ascii=False)
+                              + "\n", encoding="utf-8")
         print(f"wrote {', '.join(FILES.values())}, {EXPECT.name}, {V2_FILE}, {V2_TABLES} and "
               f"{V2_EXPECT.name}")
         return 0
@@ -175,6 +214,7 @@ def main(argv: list[str]) -> int:
            if (HERE / name).read_bytes() != BUILDERS[kind]().to_bytes()]
     bad += [V2_TABLES] if (HERE / V2_TABLES).read_bytes() != build_tables_bytes() else []
     bad += [V2_FILE] if (HERE / V2_FILE).read_bytes() != build_rans().to_bytes() else []
+    bad += [V21_FILE] if (HERE / V21_FILE).read_bytes() != build_rans_joint().to_bytes() else []
     print("differ: " + ", ".join(bad) if bad else "golden files match")
     return 1 if bad else 0
 
