@@ -169,7 +169,8 @@ def test_torch_dataset_finds_the_model_tables(ec_model: Path, wav: Path, tmp_pat
     assert find_tables("ldmz-small") is not None and find_tables(str(ec_model)) is None
 
 
-def test_near_mono_stereo_default_is_not_larger_than_bits_2(ec_model: Path, tmp_path: Path) -> None:
+def test_near_mono_stereo_default_is_not_larger_than_bits_2(
+        ec_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A stereo voice (the channels differ by a level and a little noise): coded channel by
     channel (format 2.0) the default was larger than --bits 2; with inter-channel prediction
     (format 2.1) it is not, and it decodes to the same codes."""
@@ -195,3 +196,7 @@ def test_near_mono_stereo_default_is_not_larger_than_bits_2(ec_model: Path, tmp_
     header = a.stat().st_size - f.header.data_size
     assert header + alone > b.stat().st_size  # format 2.0's size: larger than --bits 2
     assert a.stat().st_size <= b.stat().st_size
+    capsys.readouterr()
+    assert main(["info", str(a)]) == 0
+    n = len(f.header.chunks)
+    assert f"channel 1 from 0 in {n} of {n} chunks" in capsys.readouterr().out

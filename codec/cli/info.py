@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 from ldmz.codec.cli import plural
-from ldmz.formats import FormatError, LdmzFile
+from ldmz.formats import ChunkEntry, FormatError, LdmzFile
 from ldmz.formats.printable import printable
 
 
@@ -51,7 +52,8 @@ def summary(f: LdmzFile, file_size: int, verified: str = "crc",
         "model": h.model.id,
         "coding": {"affine": "affine+zstd", "float16": "float16+zstd"}.get(q.mode, "rans"),
         "bits": "float16" if q.mode == "float16" else list(q.bits),
-        **({"quality": q.quality, "tables_sha256": q.tables_sha256} if q.mode == "rans" else {}),
+        **({"quality": q.quality, "tables_sha256": q.tables_sha256,
+            "predicted": _predicted(h.chunks)} if q.mode == "rans" else {}),
         "bits_per_value": [round(b, 4) for b in f.chunk_bits_per_value()],
         "header_bytes": file_size - h.data_size,
         "bitrate_kbps": _round(h.bitrate_kbps(file_size), 3),
@@ -66,6 +68,16 @@ def summary(f: LdmzFile, file_size: int, verified: str = "crc",
     }
 
 
+def _predicted(chunks: Sequence[ChunkEntry]) -> dict[str, int]:
+    """Format 2.1: in how many chunks audio channel a was coded from channel b ("a<-b")."""
+    out: dict[str, int] = {}
+    for c in chunks:
+        for a, j in enumerate(c.joint, 1):
+            if j:
+                out[f"{a}<-{j[0]}"] = out.get(f"{a}<-{j[0]}", 0) + 1
+    return out
+
+
 def _text(s: dict[str, Any]) -> str:
     h = s["header"]
     mel = h["mel"]
@@ -75,6 +87,9 @@ def _text(s: dict[str, Any]) -> str:
     p = printable
     coding = s["coding"] + (f", quality {s['quality']}, tables {p(s['tables_sha256'])}"
                             if "quality" in s else f", {bits} bits")
+    if s.get("predicted"):
+        coding += "; " + ", ".join(f"channel {k.replace('<-', ' from ')} in {v} of "
+                                   f"{s['chunks']} chunks" for k, v in s["predicted"].items())
     bpv = s["bits_per_value"]
     per = " ".join(f"{b:.2f}" for b in bpv[:12]) + (" ..." if len(bpv) > 12 else "")
     tags = ", ".join(f"{p(k)}={p(repr(v))}" for k, v in h["tags"].items()) or "-"
