@@ -327,7 +327,7 @@ def use_model_tables(f: LdmzFile, model: LoadedModel) -> None:
     if model.tables is None:
         raise ModelError(f"{f.name}: entropy-coded, but model '{model.info.id}' has no entropy "
                          f"tables; decode with the model that made it (--model)")
-    f.use_tables(model.tables)
+    f.use_tables(model.tables_for(f.header.quantizer.tables_sha256) or model.tables)
 
 
 def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,

@@ -1,6 +1,7 @@
 """Entropy-coded chunks: integer frequency tables (from the model folder) and rANS via constriction.
 
-A table set holds, for each quality ``q``, a quantizer step per latent channel and one integer
+A table set holds, for each quality ``q``, a quantizer step per latent channel (format
+``ldmz-entropy-1``) or per latent channel and frequency bin (``ldmz-entropy-2``) and one integer
 frequency table per (latent channel, frequency bin), each summing to ``2**PRECISION``. Integer
 tables make the coder's model exact: decoding is bit-identical on any machine and thread count.
 The tables file is a safetensors file read here with numpy only (no torch, no safetensors).
@@ -24,7 +25,8 @@ PRECISION = 24  # bits of every frequency table: rows sum to 2**24 (constriction
 TOTAL = 1 << PRECISION
 MAX_SYMBOLS = 4095  # alphabet size per table (odd: symbols -K..K)
 MAX_QUALITIES = 64
-TABLES_FORMAT = "ldmz-entropy-1"
+TABLES_FORMAT = "ldmz-entropy-2"  # what the fit script writes: steps (Q, C, F)
+TABLES_FORMATS = ("ldmz-entropy-1", TABLES_FORMAT)  # -1: steps (Q, C), one per latent channel
 
 
 class TablesError(FormatError):
@@ -40,7 +42,8 @@ CONTEXTS = (2 * CTX_T + 1) * (2 * CTX_F + 1) * (2 * CTX_C + 1)  # 45
 
 @dataclass(frozen=True, eq=False)
 class EntropyTables:
-    """Per quality q: ``steps[q]`` (C,), ``freqs[q]`` (C, F, CONTEXTS, 2K+1); ``mean`` (C, F)."""
+    """Per quality q: ``steps[q]`` (C,) or (C, F), ``freqs[q]`` (C, F, CONTEXTS, 2K+1); ``mean``
+    (C, F)."""
 
     steps: np.ndarray
     mean: np.ndarray
@@ -60,9 +63,10 @@ class EntropyTables:
     def check(self, name: str = "<tables>") -> EntropyTables:
         """Raise TablesError unless shapes, sums and values are valid; return self."""
         c, f = self.mean.shape
-        if not 1 <= len(self.freqs) <= MAX_QUALITIES or self.steps.shape != (len(self.freqs), c):
+        q = len(self.freqs)
+        if not 1 <= q <= MAX_QUALITIES or self.steps.shape not in ((q, c), (q, c, f)):
             raise TablesError(name, f"entropy tables need 1..{MAX_QUALITIES} qualities with "
-                                    f"one step per latent channel")
+                                    f"one step per latent channel (and bin)")
         if not (np.isfinite(self.steps).all() and (self.steps > 0).all()
                 and np.isfinite(self.mean).all()):
             raise TablesError(name, "entropy table steps must be finite and > 0, means finite")
@@ -72,6 +76,12 @@ class EntropyTables:
                 raise TablesError(name, f"entropy table {q} must be (C, F, {CONTEXTS}, odd n <= "
                                         f"{MAX_SYMBOLS}) with entries >= 1 summing to 2^24")
         return self
+
+    def step(self, q: int) -> np.ndarray:
+        """float32 (C, F): quality ``q``'s step of every latent channel and bin."""
+        st = self.steps[q].astype(np.float32)
+        out: np.ndarray = np.broadcast_to(st[:, None] if st.ndim == 1 else st, self.mean.shape)
+        return out
 
     def weights(self, q: int) -> np.ndarray:
         """float64 ``freqs[q] - 1``: what constriction is given (see :func:`_weights_note`)."""
@@ -126,15 +136,15 @@ def contexts(padded: np.ndarray, idx: tuple[np.ndarray, ...]) -> np.ndarray:
 
 def quantize_ec(z: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
     """Integer codes ``round((z - mean) / step)`` of latents (A, C, T, F), clipped to -K..K."""
-    d = (np.asarray(z, np.float32) - t.mean[None, :, None, :]) / t.steps[q][None, :, None, None]
+    d = (np.asarray(z, np.float32) - t.mean[None, :, None, :]) / t.step(q)[None, :, None, :]
     r = t.radius(q)
     codes: np.ndarray = np.clip(np.rint(d), -r, r).astype(np.int32)
     return codes
 
 
 def dequantize_ec(codes: np.ndarray, t: EntropyTables, q: int) -> np.ndarray:
-    """Float32 latents ``mean[c, f] + steps[q][c] * code`` of codes (A, C, T, F)."""
-    step = t.steps[q].astype(np.float32)[None, :, None, None]
+    """Float32 latents ``mean[c, f] + step[q][c, f] * code`` of codes (A, C, T, F)."""
+    step = t.step(q)[None, :, None, :]
     z: np.ndarray = (t.mean.astype(np.float32)[None, :, None, :]
                      + step * codes.astype(np.float32)).astype(np.float32)
     return z
@@ -382,17 +392,20 @@ def parse_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str
 
 
 def load_tables(path: str | Path) -> EntropyTables:
-    """Read and check a tables file: safetensors (``step`` (Q, C), ``mean`` (C, F), ``freq.q``),
-    zstd-compressed. The SHA-256 of the stored bytes names the tables in files."""
+    """Read and check a tables file: safetensors (``step`` (Q, C) or (Q, C, F), ``mean`` (C, F),
+    ``freq.q``), zstd-compressed. The SHA-256 of the stored bytes names the tables in files."""
     path = Path(path)
     name = str(path)
     try:
         stored = path.read_bytes()
         digest = hashlib.sha256(stored).hexdigest()
         arrs, meta = parse_safetensors(_inflate(stored))
-        if meta.get("format") != TABLES_FORMAT:
-            raise ValueError(f"format is {meta.get('format')!r}, not {TABLES_FORMAT!r}")
+        fmt = meta.get("format")
+        if fmt not in TABLES_FORMATS:
+            raise ValueError(f"format is {fmt!r}, not one of {', '.join(TABLES_FORMATS)}")
         steps = arrs["step"].astype(np.float32)
+        if steps.ndim != (2 if fmt == TABLES_FORMATS[0] else 3):
+            raise ValueError(f"{fmt} steps must have {2 if fmt == TABLES_FORMATS[0] else 3} axes")
         freqs = tuple(arrs[f"freq.{q}"].astype(np.int64) for q in range(len(steps)))
         t = EntropyTables(steps, arrs["mean"].astype(np.float32), freqs, digest)
     except OSError as e:

@@ -1,13 +1,16 @@
 """Fit a model folder's entropy tables (``entropy/tables.safetensors.zst``) on training log-mels.
 
 Every training file is encoded whole; for each quality step the codes' histograms per (latent
-channel, bin, context) become integer tables (``ldmz.formats.entropy.freqs_from_counts``). The
-default quality is the one of smallest rate whose validation log-mel L1 is at most ``margin``
-(0.9) times the affine 2-bit coder's, on validation crops. The margin: at 1.0 the shipped
-tables' default was quality 3, which matched the old default's mel L1 on the bench corpus but
-lost 0.06 speech PESQ; 0.9 picks quality 4, which lost nothing (MODEL_CARD.md).
+channel, bin, context) become integer tables (``ldmz.formats.entropy.freqs_from_counts``).
+Steps: ``--qualities`` levels from 2.8 down to 0.3 (geometric), each scaled per latent channel
+and bin by the decoder's measured sensitivity on training crops (``codec/train/rdsteps.py``;
+``--uniform``: one step per level, as the first tables). The default quality is the one of
+smallest rate whose validation log-mel L1 is at most ``margin`` (0.9) times the affine 2-bit
+coder's, on validation crops, unless ``--default`` names it (MODEL_CARD.md says how the shipped
+default was chosen). The folder's earlier tables are kept under their hash
+(``entropy/tables-<hash>.safetensors.zst``): files made with them still decode.
 
-    python scripts/fit_entropy_tables.py codec/models/ldmz-small --data data
+    python scripts/fit_entropy_tables.py codec/models/ldmz-small --data data --every 3
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS = tuple(float(v) for v in np.geomspace(2.8, 0.3, 8).round(4))  # quality 0 = coarsest
+STEP_RANGE = (2.8, 0.3)  # quality 0 = coarsest
+
+
+def base_steps(qualities: int) -> tuple[float, ...]:
+    """The uniform step of each quality level, geometric from 2.8 to 0.3."""
+    return tuple(float(v) for v in np.geomspace(*STEP_RANGE, qualities).round(4))
 
 
 def encode_files(model, data: dict, every: int = 1,  # noqa: ANN001 - a LoadedModel
@@ -42,13 +50,15 @@ def encode_files(model, data: dict, every: int = 1,  # noqa: ANN001 - a LoadedMo
     return out
 
 
-def histograms(lat: list[np.ndarray], mean: np.ndarray, step: float, radius: int) -> np.ndarray:
-    """Counts (C, F, CONTEXTS, 2*radius+1) of the codes of ``lat`` in their coding contexts."""
+def histograms(lat: list[np.ndarray], mean: np.ndarray, step: np.ndarray,
+               radius: int) -> np.ndarray:
+    """Counts (C, F, CONTEXTS, 2*radius+1) of the codes of ``lat`` at steps ``step`` (C, F)
+    in their coding contexts."""
     from ldmz.formats.entropy import CONTEXTS, EntropyTables, _pad, contexts, quantize_ec
 
     c, f = mean.shape
     n = 2 * radius + 1
-    t = EntropyTables(np.full((1, c), step, np.float32), mean,
+    t = EntropyTables(np.asarray(step, np.float32)[None], mean,
                       (np.ones((c, f, CONTEXTS, n), np.int64),))
     counts = np.zeros(c * f * CONTEXTS * n, np.int64)
     for z in lat:
@@ -60,31 +70,49 @@ def histograms(lat: list[np.ndarray], mean: np.ndarray, step: float, radius: int
     return counts.reshape(c, f, CONTEXTS, n)
 
 
-def fit(folder: Path, data: Path, every: int = 1) -> tuple[dict, dict]:
+def sensitivity(model, train: dict, crops: int = 48,  # noqa: ANN001 - a LoadedModel
+                frames: int = 256) -> np.ndarray:
+    """The decoder's sensitivity (C, F) on ``crops`` fixed training crops (rdsteps)."""
+    from ldmz.codec.train.rdsteps import decoder_sensitivity
+    from ldmz.codec.train.trainer import LOG_FLOOR, crop_batch
+
+    x = crop_batch(train, crops, frames, 0.0, LOG_FLOOR, np.random.default_rng(1234))
+    return decoder_sensitivity(model, x)
+
+
+def fit(folder: Path, data: Path, every: int = 1, qualities: int = 15,
+        uniform: bool = False) -> tuple[dict, dict]:
     """Tensors and metadata of ``folder``'s tables, fitted on ``data``/cache_train.npz."""
     import torch
 
     from ldmz.codec.models import load_model
-    from ldmz.formats.entropy import freqs_from_counts
+    from ldmz.codec.train.rdsteps import allocate_steps
+    from ldmz.formats.entropy import TABLES_FORMAT, freqs_from_counts
 
     torch.set_num_threads(1)
     model = load_model(str(folder), "cpu")
     with np.load(data / "cache_train.npz") as z:
         train = {k: z[k] for k in z.files}
+    base = base_steps(qualities)
+    c, f = model.geometry.channels, model.mel.n_mels // model.geometry.freq_downsample
+    sens = np.ones((c, f)) if uniform else sensitivity(model, train)
+    steps = allocate_steps(np.array(base), sens)
     lat = encode_files(model, train, every)
     allz = np.concatenate([z.reshape(z.shape[0], -1) for z in lat], axis=1)
     mean = np.mean([z.mean(axis=1) * z.shape[1] for z in lat], axis=0) / np.mean(
         [z.shape[1] for z in lat])  # (C, F): frame-weighted mean
     mean = mean.astype(np.float32)
     spread = float(np.quantile(np.abs(allz), 0.99999)) + float(np.abs(mean).max())
-    tensors = {"mean": mean, "step": np.zeros((len(STEPS), mean.shape[0]), np.float32)}
-    for q, s in enumerate(STEPS):
-        radius = int(min(255, np.ceil(spread / s) + 1))
-        tensors["step"][q] = s
-        tensors[f"freq.{q}"] = freqs_from_counts(histograms(lat, mean, s, radius)).astype(np.int32)
-        print(f"quality {q}: step {s}, codes -{radius}..{radius}", flush=True)
-    meta = {"format": "ldmz-entropy-1", "default": "0",
-            "fitted_on": f"cache_train.npz, every {every}. file", "steps": json.dumps(STEPS)}
+    tensors = {"mean": mean, "step": steps, "sensitivity": sens.astype(np.float32)}
+    for q, st in enumerate(steps):
+        radius = int(min(255, np.ceil(spread / st.min()) + 1))
+        tensors[f"freq.{q}"] = freqs_from_counts(histograms(lat, mean, st, radius)).astype(np.int32)
+        print(f"quality {q}: step {base[q]} (x {st.min() / base[q]:.2f}..{st.max() / base[q]:.2f}"
+              f" by channel and bin), codes -{radius}..{radius}", flush=True)
+    meta = {"format": TABLES_FORMAT, "default": "0",
+            "fitted_on": f"cache_train.npz, every {every}. file", "steps": json.dumps(base),
+            "step_rule": "uniform" if uniform else "base * sqrt(gmean(w) / w), w = decoder "
+                                                  "sensitivity (tensor 'sensitivity')"}
     return tensors, meta
 
 
@@ -101,6 +129,7 @@ def choose_default(folder: Path, data: Path, tensors: dict, meta: dict,
     model = load_model(str(folder), "cpu")
     t = EntropyTables(tensors["step"], tensors["mean"],
                       tuple(tensors[f"freq.{q}"] for q in range(len(tensors["step"]))))
+    t.check()
     with np.load(data / "cache_val.npz") as z:
         val = {k: z[k] for k in z.files}
     x = crop_batch(val, 64, 256, 0.0, LOG_FLOOR, np.random.default_rng(1234))
@@ -129,18 +158,42 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data"),
                     help="folder with cache_train.npz and cache_val.npz (ldmz train makes them)")
     ap.add_argument("--every", type=int, default=1, help="use every N-th training file")
-    ap.add_argument("--out", type=Path, help="tables file (default: the folder's own)")
+    ap.add_argument("--out", type=Path, help="tables file (default: the folder's own; its "
+                                             "earlier tables are kept under their hash)")
+    ap.add_argument("--qualities", type=int, default=15, help="quality levels (default 15)")
+    ap.add_argument("--uniform", action="store_true",
+                    help="one step per level for every channel and bin (no sensitivity)")
+    ap.add_argument("--default", type=int, default=-1,
+                    help="the default quality (default: the validation L1 rule)")
     a = ap.parse_args()
     from ldmz.codec.models.registry import TABLES_FILE
     from ldmz.formats import write_atomic
     from ldmz.formats.entropy import tables_bytes
 
-    tensors, meta = fit(a.folder, a.data, a.every)
+    tensors, meta = fit(a.folder, a.data, a.every, a.qualities, a.uniform)
     choose_default(a.folder, a.data, tensors, meta)
+    if a.default >= 0:
+        meta["default"] = str(min(a.default, a.qualities - 1))
+        meta["default_note"] = "chosen with --default (see MODEL_CARD.md)"
     path = a.out or a.folder / TABLES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    keep_earlier(path)
     write_atomic(path, tables_bytes(tensors, meta), overwrite=True)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+def keep_earlier(path: Path) -> Path | None:
+    """Move an existing tables file to ``tables-<hash prefix>.safetensors.zst`` beside it, so
+    the files made with it still decode (readers look through every tables file)."""
+    import hashlib
+
+    if not path.exists():
+        return None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    kept = path.with_name(f"tables-{digest}.safetensors.zst")
+    if not kept.exists():
+        path.rename(kept)
+    return kept
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ from ldmz.formats.entropy import (
     TOTAL,
     _coder,
     decode_codes,
+    dequantize_ec,
     encode_codes,
     freqs_from_counts,
+    quantize_ec,
     tables_bytes,
 )
 
@@ -289,3 +291,33 @@ def test_dataset_reader_takes_the_tables(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, f.latents()[0])
     ds = LatentDataset(tmp_path, crop=16, seed=0, tables=t)
     assert ds[0].shape == (8, 16, 20)
+
+
+def test_steps_per_channel_and_bin(tmp_path: Path) -> None:
+    """ldmz-entropy-2 tables carry a step per latent channel and bin; each value is coded at its
+    own bin's step, and the format names the shape (a 2-axis step is refused in -2 and back)."""
+    t1 = _tables(2, 3)
+    steps = np.repeat(t1.steps[:, :, None], 3, axis=2).copy()
+    steps[:, 1, 2] *= 4.0  # one coarse bin
+    tensors = {"mean": t1.mean, "step": steps,
+               **{f"freq.{q}": t1.freqs[q].astype(np.int32) for q in range(t1.qualities)}}
+    p = tmp_path / "t2.zst"
+    p.write_bytes(tables_bytes(tensors, {"format": "ldmz-entropy-2"}))
+    t2 = load_tables(p)
+    assert t2.step(1).shape == (2, 3) and t2.step(1)[1, 2] == pytest.approx(4 * t1.step(1)[1, 2])
+    z = np.random.default_rng(3).normal(size=(1, 2, 40, 3)).astype(np.float32)
+    err = np.abs(dequantize_ec(quantize_ec(z, t2, 1), t2, 1) - z)
+    assert err[:, 1, :, 2].max() <= t2.step(1)[1, 2] / 2 + 1e-6
+    assert err[:, 1, :, 2].max() > t1.step(1)[1, 2] / 2  # the coarse bin really is coarser
+    assert np.array_equal(quantize_ec(z[:, :, :, :2], _sub(t2), 1),
+                          quantize_ec(z[:, :, :, :2], _sub(t1), 1))  # other bins unchanged
+    for fmt, st in (("ldmz-entropy-1", steps), ("ldmz-entropy-2", t1.steps)):
+        p.write_bytes(tables_bytes({**tensors, "step": st}, {"format": fmt}))
+        with pytest.raises(TablesError, match="axes"):
+            load_tables(p)
+
+
+def _sub(t: EntropyTables) -> EntropyTables:
+    """The first two bins of 3-bin tables."""
+    st = t.steps[:, :, :2] if t.steps.ndim == 3 else t.steps
+    return EntropyTables(st, t.mean[:, :2], tuple(f[:, :2] for f in t.freqs))

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
 TABLES_FILE = "entropy/tables.safetensors.zst"  # a model folder's entropy tables (optional)
+TABLES_GLOB = "entropy/*.safetensors.zst"  # all its tables: earlier ones stay, for old files
 EMBEDDED_DIR = Path(__file__).parent  # embedded model folders live beside this module
 
 
@@ -106,6 +107,13 @@ class LoadedModel:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Log-mel (B, 1, T, n_mels) from latents."""
         return self.autoencoder.decode(z)
+
+    def tables_for(self, prefix: str) -> EntropyTables | None:
+        """The tables whose hash starts with ``prefix``: the writer's (``tables``) or an earlier
+        set kept in the folder for the files made with it; None if there is none."""
+        if self.tables is not None and prefix and self.tables.sha256.startswith(prefix):
+            return self.tables
+        return folder_tables(self.folder, prefix) if self.folder is not None else None
 
     def load_own_vocoder(self, device: str = "cpu") -> SpeechT5HifiGan | None:
         """The model's own SpeechT5HifiGan (folder's vocoder/, else the hub's), or None."""
@@ -238,12 +246,39 @@ def _load_folder(folder: Path, device: str, name: str | None,
                        folder=folder, device=device, tables=tables, default_quality=default_q)
 
 
-def find_tables(name: str) -> EntropyTables | None:
-    """The entropy tables of the embedded model ``name``, without loading weights; None for
-    any other name (a file names models, never paths: folders' tables are passed by the user)."""
+def find_tables(name: str, prefix: str = "") -> EntropyTables | None:
+    """The entropy tables of the embedded model ``name`` whose hash starts with ``prefix`` (""
+    : the writer's), without loading weights; None for any other name (a file names models,
+    never paths: folders' tables are passed by the user) or hash."""
     embedded = EMBEDDED_DIR / name
     ok = "/" not in name and "\\" not in name and name not in ("", ".", "..")
-    return _tables(embedded)[0] if ok and embedded.is_dir() else None
+    if not (ok and embedded.is_dir()):
+        return None
+    return folder_tables(embedded, prefix) if prefix else _tables(embedded)[0]
+
+
+def folder_tables(folder: Path, prefix: str) -> EntropyTables | None:
+    """The tables file of ``folder`` (any ``TABLES_GLOB``) whose SHA-256 starts with ``prefix``."""
+    if not prefix:
+        return None
+    for path in sorted(folder.glob(TABLES_GLOB)):
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if _file_sha256(*key).startswith(prefix):
+            return _load_tables(*key)
+    return None
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _load_tables(path: str, mtime_ns: int, size: int) -> EntropyTables:
+    from ldmz.formats.entropy import load_tables
+
+    return load_tables(path)
 
 
 def dataset_tables(source: str | os.PathLike[str]) -> EntropyTables | None:
@@ -258,7 +293,7 @@ def dataset_tables(source: str | os.PathLike[str]) -> EntropyTables | None:
     f = LdmzFile.load(items[0].path, lazy=True)
     if not f.entropy_coded:
         return None
-    tables = find_tables(f.header.model.id)
+    tables = find_tables(f.header.model.id, f.header.quantizer.tables_sha256)
     if tables is None:
         raise ModelError(f"{items[0].path}: entropy-coded by a model that is not embedded; pass "
                          f"tables=load_tables(MODEL_FOLDER/{TABLES_FILE})")
