@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -114,4 +115,10 @@ def _pack_rans(latents: np.ndarray, tables: EntropyTables, quality: int, *, mode
     quant = QuantizerInfo(mode="rans", quality=quality, tables_sha256=tables.sha256[:16])
     header = Header(model=model, mel=mel, source=source, latent=lat, quantizer=quant,
                     chunks=entries, writer=writer, vocoder=vocoder, tags=dict(tags or {}))
-    return LdmzFile.from_latents(header, arrays, tables)
+    out = LdmzFile.from_latents(header, arrays, tables)
+    if any(e.joint for e in entries):  # format 2.1 only where the whole file is smaller
+        plain = LdmzFile.from_latents(
+            replace(header, chunks=tuple(replace(e, joint=()) for e in entries)), arrays, tables)
+        if len(plain.to_bytes()) <= len(out.to_bytes()):
+            return plain
+    return out

@@ -238,7 +238,7 @@ def _bits(freq: np.ndarray) -> np.ndarray:
     return out
 
 
-def choose_joint(codes: np.ndarray, t: EntropyTables, q: int, side_bits: float = 64.0) -> Joint:
+def choose_joint(codes: np.ndarray, t: EntropyTables, q: int, side_bits: float = 128.0) -> Joint:
     """Per audio channel 1..A-1 of a chunk's codes, the cheapest coding: on its own, or as the
     residual of an earlier channel (its weights fitted here). ``()`` if no channel gains more
     than ``side_bits`` (what its header entry costs): then the chunk is coded as ``r24``.

@@ -120,6 +120,14 @@ def test_near_mono_stereo_costs_far_less_and_decodes_the_same_codes() -> None:
     assert len(joint.to_bytes()) < 0.7 * len(alone.to_bytes())
 
 
+def test_never_larger_than_format_2_0() -> None:
+    for noise in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 3.0):
+        for seconds in (0.5, 6.0):
+            f, g = _stereo(noise, seconds=seconds), _stereo(noise, seconds=seconds, joint=False)
+            assert len(f.to_bytes()) <= len(g.to_bytes())
+            assert (f.to_bytes()[5] == 1) == any(c.joint for c in f.header.chunks)
+
+
 def test_independent_channels_and_mono_keep_format_2_0_bytes() -> None:
     for f, g in ((_stereo(3.0), _stereo(3.0, joint=False)),
                  (_stereo(0.1, channels=1), _stereo(0.1, channels=1, joint=False))):
