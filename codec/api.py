@@ -230,8 +230,12 @@ class _Latents:
 
 
 def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
-                window: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded log-mel blocks (frames, audio_channels, n_mels), in order, by windowed OLA."""
+                window: int | None = None, first: int = 0) -> Iterator[np.ndarray]:
+    """Decoded log-mel blocks (frames, audio_channels, n_mels), in order, by windowed OLA.
+
+    ``first`` (latent frames, 0 = off) makes the first windows that long, then twice as long
+    ... (:func:`growing_spans`), so the first block comes after a short VAE call.
+    """
     import torch
 
     from ldmz.codec.models import FADE_LATENT
@@ -243,7 +247,7 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
     down, total, ctx = h.latent.time_downsample, decoded_frames(f), model.context
     if total == 0:
         return
-    wins = spans(total, window or model_window(model), ctx)
+    wins = growing_spans(total, window or model_window(model), ctx, first)
     fade = fade_len(FADE_LATENT, wins, down)
     ola, lat = OLA(), _Latents(f)
     for i, (a, s, e, b) in enumerate(wins):
@@ -268,7 +272,8 @@ def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
     """Vocoded blocks (samples, channels) from log-mel blocks (frames, channels, n_mels)."""
     hop = voc.mel.hop_length
     first = first if voc.window_exact else 0  # a growing start would change Griffin-Lim's phase
-    wins = growing_spans(total, window or VOCODER_WINDOW, voc.context, first)
+    size = min(window or VOCODER_WINDOW, voc.window or VOCODER_WINDOW)  # voc's memory bound
+    wins = growing_spans(total, size, voc.context, first)
     fade = fade_len(voc.fade, wins, hop)
     ola, pend, p0 = OLA(), None, 0
     for i, (a, s, e, b) in enumerate(wins):
@@ -344,7 +349,7 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     short vocoder call, and the samples stay the same (vocoders whose output depends on the
     window, such as Griffin-Lim, ignore it).
     """
-    from ldmz.codec.models import load_model, load_named_model
+    from ldmz.codec.models import FADE_LATENT, load_model, load_named_model
     from ldmz.codec.vocoders import MelAdapter, load_vocoder
 
     h = f.header
@@ -360,7 +365,13 @@ def decode_stream(f: LdmzFile, params: DecodeParams = DecodeParams(), *,
     sr_out = int(params.sr or h.source.sample_rate)
     n = round(h.source.samples * sr_out / h.source.sample_rate)
     total = decoded_frames(f) * h.latent.time_downsample
-    mels = _mel_stream(f, model, params.precision)
+    down = h.latent.time_downsample
+    # with a growing vocoder start, the VAE starts small too: enough latent frames for the
+    # first vocoder window and its context (and the latent cross-fade), then doubling
+    vae_first = -(-(first_window + voc.context) // down) + FADE_LATENT // 2 \
+        if first_window and voc.window_exact and getattr(model.autoencoder, "window_exact",
+                                                         False) else 0
+    mels = _mel_stream(f, model, params.precision, first=vae_first)
     if voc.mel != h.mel:
         adapter = MelAdapter(h.mel, voc.mel, total)
         mels, total = adapter.stream(mels), adapter.n_dst

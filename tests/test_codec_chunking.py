@@ -274,3 +274,24 @@ def test_griffinlim_ignores_the_growing_first_window(signals) -> None:  # noqa: 
     plain = np.concatenate(list(api.decode_stream(f, dp, vocoder_window=40)))
     grown = np.concatenate(list(api.decode_stream(f, dp, vocoder_window=40, first_window=8)))
     np.testing.assert_array_equal(grown, plain)
+
+
+def test_growing_start_shortens_the_first_vae_call_too(tiny_patchvae: Path, signals,  # noqa: ANN001
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A player's growing start (first_window) also starts the VAE small where its windows are
+    exact (PatchVAE): the first block needs one short VAE call; the samples stay the same."""
+    _tiny_ldmzvoc(tmp_path / "ldmzvoc", monkeypatch)
+    f = api.encode(signals.chirp(12.0, 22050)[None], 22050,
+                   EncodeParams(model=str(tiny_patchvae), bits=8, device="cpu"))
+    dp = DecodeParams(vocoder="ldmzvoc", device="cpu", model=str(tiny_patchvae))
+    whole = np.concatenate(list(api.decode_stream(f, dp, vocoder_window=256)))
+    model = load_model(str(tiny_patchvae), "cpu")
+    sizes = _model_calls(monkeypatch, model)
+    blocks = iter(api.decode_stream(f, dp, vocoder_window=256, first_window=16))
+    first = next(blocks)
+    assert len(sizes) == 1 and sizes[0] < api.model_window(model) * 4 / 2, sizes
+    assert 0 < len(first) <= 16 * 256
+    got = np.concatenate([first, *blocks])
+    assert got.shape == whole.shape
+    assert np.abs(got - whole).max() < 1e-4 * max(1.0, float(np.abs(whole).max()))

@@ -151,3 +151,78 @@ def test_precision_auto(measured: bool, native: bool, want: str,
     assert vocoders.resolve_precision("bf16") == "bf16"
     with vocoders.autocast("auto"):
         assert torch.is_autocast_enabled("cpu") == (want == "bf16")
+
+
+def test_own_hifigan_equals_speecht5_hifigan() -> None:
+    """codec.models.hifigan (no transformers at decode) computes what SpeechT5HifiGan does."""
+    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
+
+    kw = dict(model_in_dim=8, upsample_initial_channel=16, upsample_rates=(4, 2),
+              upsample_kernel_sizes=(8, 4), resblock_kernel_sizes=(3, 7),
+              resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)))
+    torch.manual_seed(0)
+    ref = SpeechT5HifiGan(SpeechT5HifiGanConfig(**kw, normalize_before=False)).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0, 0.3)
+    ours = HifiGan(HifiGanConfig(**kw)).eval()
+    missing, unexpected = ours.load_state_dict(ref.state_dict(), strict=False)
+    assert not missing and set(unexpected) == {"mean", "scale"}
+    m = torch.randn(2, 30, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(m), ref(m))
+    assert hifigan_receptive_field(ours.config) == hifigan_receptive_field(ref.config)
+
+
+def test_hifigan_window_bounds_activations() -> None:
+    from ldmz.codec.models.hifigan import HifiGanConfig
+    from ldmz.codec.vocoders import HIFIGAN_LIVE_TENSORS, hifigan_window
+
+    universal = HifiGanConfig()  # V1: 512 channels, x8 x8 x2 x2
+    w = hifigan_window(universal)
+    widest = 32 * 256  # every stage of V1 holds 8192 floats per frame
+    assert w * HIFIGAN_LIVE_TENSORS * widest * 4 <= 56 << 20 < (w + 1) * HIFIGAN_LIVE_TENSORS \
+        * widest * 4
+    assert hifigan_window(universal, 4 << 30) > 1024 and hifigan_window(universal, 1) == 32
+
+
+def test_griffin_lim_is_librosas_without_librosa(signals, tmp_path: Path) -> None:  # noqa: ANN001
+    """The numpy Griffin-Lim gives librosa.griffinlim's samples, and decoding with it does not
+    import librosa (numba and scipy: ~180 MB)."""
+    import subprocess
+    import sys
+
+    import librosa
+
+    from ldmz.codec.vocoders import mel_to_linear
+
+    x = 0.5 * signals.chirp(1.0, 22050)
+    m = log_mel_np(x, UNIVERSAL_MEL)
+    pad = (UNIVERSAL_MEL.n_fft - UNIVERSAL_MEL.hop_length) // 2
+    ref = librosa.griffinlim(mel_to_linear(m, UNIVERSAL_MEL), n_iter=8, hop_length=256,
+                             win_length=1024, n_fft=1024, center=False, momentum=0.99,
+                             init="random", random_state=0)[pad:]
+    got = griffin_lim(m, UNIVERSAL_MEL, n_iter=8)
+    assert got.shape == ref.shape
+    assert np.sqrt(np.mean((got - ref) ** 2) / np.mean(ref ** 2)) < 1e-4
+    code = ("import sys, numpy as np\n"
+            "from ldmz.codec.vocoders import UNIVERSAL_MEL, griffin_lim\n"
+            "griffin_lim(np.full((20, 80), -5, np.float32), UNIVERSAL_MEL, 2)\n"
+            "print(sorted(m for m in ('librosa', 'numba', 'scipy') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_universal_loads_without_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from ldmz.codec.vocoders import load_vocoder\n"
+            "v = load_vocoder('universal')\n"
+            "print(v.name, v.window, 'transformers' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["universal", "128", "False"], r.stdout

@@ -35,6 +35,8 @@ def growing_spans(total: int, size: int, ctx: int, first: int) -> list[tuple[int
     A leading core is taken only while at least as much signal follows it, so no core is shorter
     than ``first``. Each span holds ``ctx`` of context each side of its core, as in ``spans``,
     so a model whose receptive field fits in ``ctx`` gives the same samples as with ``spans``.
+    The leading spans hold just that context (the first one none before its core), so the
+    first call is as short as it can be.
     """
     head: list[tuple[int, int]] = []
     s, c = 0, first
@@ -45,9 +47,9 @@ def growing_spans(total: int, size: int, ctx: int, first: int) -> list[tuple[int
         return spans(total, size, ctx)
     tail = [(s + a, s + b) for a, b in windows(total - s, size)]
     longest = max(e - b for b, e in tail)
-    out = []
-    for i, (s0, e) in enumerate(head + tail):
-        length = min(total, (e - s0 if i < len(head) else longest) + 2 * ctx)
+    out = [(max(0, s0 - ctx), s0, e, min(total, e + ctx)) for s0, e in head]
+    length = min(total, longest + 2 * ctx)
+    for s0, e in tail:
         a = min(max(0, s0 - ctx), total - length)
         out.append((a, s0, e, a + length))
     return out

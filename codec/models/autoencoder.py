@@ -115,6 +115,10 @@ class PatchVAEAdapter:
     """ldmz's own ``PatchVAE`` (ldmz-small) as an Autoencoder."""
 
     decoder_prefixes: ClassVar[tuple[str, ...]] = ("proj_out.", "dec.", "refine.")
+    # convolutions only (no normalization over time): decode windows of any length whose
+    # context covers the receptive field give the same frames (AutoencoderKL's GroupNorm does
+    # not; autoencoders without this attribute are taken to depend on their window)
+    window_exact: ClassVar[bool] = True
 
     def __init__(self, vae: PatchVAE) -> None:
         cfg = vae.config
