@@ -230,7 +230,8 @@ def load_universal(device: str = "cpu") -> HifiGan:
     if unexpected or missing:
         raise VocoderError(f"universal HiFi-GAN weights do not fit: missing {missing}, "
                            f"unexpected {unexpected}")
-    return net.eval().to(device)
+    net.eval().to(device)
+    return net
 
 
 def griffin_lim(log_mel: np.ndarray, mel: MelParams, n_iter: int = 32) -> np.ndarray:

@@ -113,7 +113,7 @@ class PatchVAE(nn.Module):
         frames x mels) stay small whatever the window (the same values)."""
         t = y.shape[2]
         if torch.is_grad_enabled() or t <= REFINE_SLICE + 2 * REFINE_RF:
-            return self.refine(y)  # type: ignore[no-any-return]
+            return self.refine(y)
         out = torch.empty_like(y)
         for s in range(0, t, REFINE_SLICE):
             e = min(t, s + REFINE_SLICE)
