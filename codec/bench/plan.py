@@ -49,7 +49,7 @@ class BenchParams:
     quick: bool = False
     max_seconds: float = 0.0  # cut clips to this length; 0 = whole clips
     threads: int = 0  # torch threads per process; 0 = 1 (robust on a shared machine)
-    mono: bool = True  # mix clips to mono (channels are coded independently; halves the time)
+    mono: bool = True  # mix clips to mono (halves the time; leaves out inter-channel prediction)
     qualities: tuple[int, ...] = ()  # entropy-coded (format 2) rows, for models with tables
     groups: tuple[str, ...] = ()  # keep only rows of these groups (() = all)
     rows: tuple[str, ...] = ()  # keep only rows whose label matches one of these globs

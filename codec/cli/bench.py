@@ -55,8 +55,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-seconds", type=float, default=0.0, metavar="SECONDS",
                    help="cut clips to this length (default: whole clips)")
     p.add_argument("--keep-channels", action="store_true",
-                   help="code every channel (default: mix clips to mono; channels are coded "
-                        "independently, so this doubles the time of stereo clips for little news)")
+                   help="code every channel (default: mix clips to mono, which halves the time "
+                        "of stereo clips; their rate then leaves out format 2.1's inter-channel "
+                        "prediction)")
     p.add_argument("--metrics", nargs="+", default=list(d.metrics), choices=METRIC_CHOICES,
                    help="quality metrics (default: %(default)s; --visqol adds ViSQOL)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
