@@ -5,8 +5,8 @@ channel, bin, context) become integer tables (``ldmz.formats.entropy.freqs_from_
 Steps: ``--qualities`` levels from 2.8 down to 0.3 (geometric), each scaled per latent channel
 and bin by the decoder's measured sensitivity on training crops (``codec/train/rdsteps.py``;
 ``--uniform``: one step per level, as the first tables). The default quality is the one of
-smallest rate whose validation log-mel L1 is at most ``margin`` (0.9) times the affine 2-bit
-coder's, on validation crops, unless ``--default`` names it (MODEL_CARD.md says how the shipped
+smallest rate whose log-mel L1 on whole validation files is at most the affine 2-bit coder's,
+unless ``--default`` names it (MODEL_CARD.md says how the shipped
 default was chosen). The folder's earlier tables are kept under their hash
 (``entropy/tables-<hash>.safetensors.zst``): files made with them still decode.
 
@@ -117,13 +117,18 @@ def fit(folder: Path, data: Path, every: int = 1, qualities: int = 15,
 
 
 def choose_default(folder: Path, data: Path, tensors: dict, meta: dict,
-                   margin: float = 0.9) -> int:
-    """Smallest-rate quality whose validation L1 is <= ``margin`` x the affine 2-bit coder's."""
+                   margin: float = 1.0) -> int:
+    """Smallest-rate quality whose validation L1 is <= ``margin`` x the affine 2-bit coder's.
+
+    Whole validation files, each encoded whole (as ``encode_files``), decoded and compared
+    with its log-mel. (Not padded crops: most validation files are shorter than a crop, and
+    the padding's digital silence, one constant latent, lands on or off each step's grid,
+    which made the crop L1 jump up and down from one quality to the next.)
+    """
     import torch
 
     from ldmz.codec.dsp.quant import quantize_latents
     from ldmz.codec.models import load_model
-    from ldmz.codec.train.trainer import LOG_FLOOR, crop_batch
     from ldmz.formats.entropy import EntropyTables, dequantize_ec, quantize_ec
 
     model = load_model(str(folder), "cpu")
@@ -132,22 +137,32 @@ def choose_default(folder: Path, data: Path, tensors: dict, meta: dict,
     t.check()
     with np.load(data / "cache_val.npz") as z:
         val = {k: z[k] for k in z.files}
-    x = crop_batch(val, 64, 256, 0.0, LOG_FLOOR, np.random.default_rng(1234))
-    with torch.inference_mode():
-        z = model.encode(x).numpy()
+    lat = encode_files(model, val)
+    p = model.geometry.time_downsample
+    starts = val["starts"]
+    mels = [val["mels"][starts[i]:starts[i + 1]].astype(np.float32)
+            for i in range(len(starts) - 1)]
+    mels = [m[: len(m) // p * p] for m in mels if len(m) >= p]
 
-        def l1(zq: np.ndarray) -> float:
-            return float((model.decode(torch.from_numpy(zq)) - x).abs().mean())
+    def l1(quant) -> float:  # noqa: ANN001 - latents (C, T, F) -> quantized latents
+        err = n = 0.0
+        for z, m in zip(lat, mels, strict=True):
+            with torch.inference_mode():
+                y = model.decode(torch.from_numpy(quant(z)[None]))[0, 0].numpy()
+            err += float(np.abs(y - m).sum())
+            n += m.size
+        return err / n
 
-        ref = l1(np.stack([quantize_latents(zi[None], 2)[0][0] for zi in z]))
-        res = [l1(dequantize_ec(quantize_ec(z, t, q), t, q)) for q in range(t.qualities)]
+    ref = l1(lambda z: quantize_latents(z[None], 2)[0][0])
+    res = [l1(lambda z, q=q: dequantize_ec(quantize_ec(z[None], t, q), t, q)[0])
+           for q in range(t.qualities)]
     default = next((q for q, v in enumerate(res) if v <= margin * ref), t.qualities - 1)
-    print(f"val L1: affine 2-bit {ref:.4f}; per quality {[round(v, 4) for v in res]}; "
-          f"default {default}", flush=True)
+    print(f"val L1 (whole files): affine 2-bit {ref:.4f}; per quality "
+          f"{[round(v, 4) for v in res]}; default {default}", flush=True)
     meta["default"] = str(default)
     meta["val_l1"] = json.dumps([round(v, 4) for v in res])
     meta["val_l1_affine2"] = f"{ref:.4f}"
-    meta["default_note"] = f"val L1 <= {margin:g} x the affine 2-bit coder's"
+    meta["default_note"] = f"whole validation files: L1 <= {margin:g} x the affine 2-bit coder's"
     return default
 
 

@@ -5,8 +5,12 @@ results.csv files: the affine rows (bits), the entropy-coded rows (quality), Opu
 Bottom row: ``scripts/rate_quality_mel.py`` output (80-mel L1 of the decoded mel, no vocoder),
 with the PCA floor's points from MODEL_CARD.md.
 
+``--bench-new``/``--mel-new``: the same for the second tables (per-bin sensitivity steps, 15
+qualities), drawn as their own series.
+
     python scripts/plot_ec_curves.py --bench docs/bench/results.csv docs/ec/results.csv \\
-        --mel docs/ec/rate_quality_mel.txt --out docs/ec/rate_quality_ec.png
+        --mel docs/ec/rate_quality_mel.txt --bench-new docs/ec/results_steps.csv \\
+        --mel-new docs/ec/rate_quality_mel_steps.txt --out docs/ec/rate_quality_ec.png
 """
 
 from __future__ import annotations
@@ -21,23 +25,27 @@ CATS = ("ambient", "music", "speech")
 PCA_FLOOR = {"ambient": [(3.1, 1.102), (5.5, 0.609), (7.8, 0.269), (11.0, 0.179)],
              "music": [(3.3, 1.479), (5.4, 0.716), (7.7, 0.322), (11.2, 0.190)],
              "speech": [(3.4, 1.601), (5.9, 0.827), (7.6, 0.375), (10.8, 0.221)]}
-COLORS = {"ldmz-small, affine (--bits)": "tab:orange",
-          "ldmz-small, entropy-coded (--quality)": "tab:green", "PCA floor (affine)": "tab:gray",
+OLD_EC, NEW_EC = ("ldmz-small, entropy-coded, first tables",
+                  "ldmz-small, entropy-coded, sensitivity steps (default)")
+COLORS = {"ldmz-small, affine (--bits)": "tab:orange", OLD_EC: "tab:olive",
+          NEW_EC: "tab:green", "PCA floor (affine)": "tab:gray",
           "Opus": "tab:blue", "MP3": "tab:red"}
 LINE = re.compile(r" (bits|quality) (\d+): (.*)")
 CELL = re.compile(r"(\w+) ([\d.]+) kbps L1 ([\d.]+)")
 
 
-def bench_points(paths: list[Path]) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    """{series: {category: [(kbps, mel_l1)]}} from bench results.csv files."""
-    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
+def bench_points(paths: list[Path], ec: str = OLD_EC,
+                 out: dict | None = None) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """{series: {category: [(kbps, mel_l1)]}} from bench results.csv files (quality rows: the
+    series ``ec``)."""
+    out = {} if out is None else out
     for p in paths:
         for r in csv.DictReader(p.open()):
             g, row = r["group"], r["row"]
             if g in ("default", "bits") and "universal" in row and "normalization" not in row:
                 s = "ldmz-small, affine (--bits)"
             elif g == "quality":
-                s = "ldmz-small, entropy-coded (--quality)"
+                s = ec
             elif g == "classic":
                 s = row.split()[0]
             else:
@@ -47,15 +55,15 @@ def bench_points(paths: list[Path]) -> dict[str, dict[str, list[tuple[float, flo
     return out
 
 
-def mel_points(path: Path) -> dict[str, dict[str, list[tuple[float, float]]]]:
+def mel_points(path: Path, ec: str = OLD_EC,
+               out: dict | None = None) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """The same from rate_quality_mel.py's lines, plus the PCA floor."""
-    out: dict[str, dict[str, list[tuple[float, float]]]] = {"PCA floor (affine)": PCA_FLOOR}
+    out = {"PCA floor (affine)": PCA_FLOOR} if out is None else out
     for line in path.read_text().splitlines():
         m = LINE.search(line)
         if not m:
             continue
-        s = ("ldmz-small, affine (--bits)" if m.group(1) == "bits"
-             else "ldmz-small, entropy-coded (--quality)")
+        s = "ldmz-small, affine (--bits)" if m.group(1) == "bits" else ec
         for cat, kbps, l1 in CELL.findall(m.group(3)):
             out.setdefault(s, {}).setdefault(cat, []).append((float(kbps), float(l1)))
     return out
@@ -71,10 +79,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", nargs="+", type=Path, required=True)
     ap.add_argument("--mel", type=Path, required=True)
+    ap.add_argument("--bench-new", nargs="*", type=Path, default=[])
+    ap.add_argument("--mel-new", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    rows = [("ldmz bench: 64-mel L1 after the vocoder", bench_points(a.bench)),
-            ("mel domain: 80-mel L1, no vocoder", mel_points(a.mel))]
+    bench = bench_points(a.bench)
+    bench = bench_points(a.bench_new, NEW_EC, bench)
+    mel = mel_points(a.mel)
+    if a.mel_new:
+        mel = mel_points(a.mel_new, NEW_EC, mel)  # (run with no --bits rows: those are old)
+    rows = [("ldmz bench: 64-mel L1 after the vocoder", bench),
+            ("mel domain: 80-mel L1, no vocoder", mel)]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     for r, (title, series) in enumerate(rows):
         for c, cat in enumerate(CATS):
@@ -83,7 +98,8 @@ def main() -> None:
                 pts = sorted(per.get(cat, []))
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name,
-                            color=COLORS.get(name))
+                            color=COLORS.get(name), ls="--" if name == OLD_EC else "-",
+                            ms=4 if name == OLD_EC else 6)
             ax.set_title(f"{cat} — {title}", fontsize=9)
             ax.set_xlabel("kbps (file size, header included)")
             ax.set_ylabel("log-mel L1 (lower is better)")
