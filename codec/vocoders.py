@@ -154,9 +154,10 @@ HIFIGAN_ACTIVATION_BYTES = 56 << 20
 HIFIGAN_LIVE_TENSORS = 14  # measured: peak bytes per frame / (the largest stage's floats * 4)
 
 
-def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig,
+def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig, context: int = 0,
                    budget: int = HIFIGAN_ACTIVATION_BYTES) -> int:
-    """Mel frames per call that keep a HiFi-GAN generator's activations within ``budget``.
+    """Window cores (mel frames) whose calls (core + ``context`` each side) keep a HiFi-GAN
+    generator's activations within ``budget``.
 
     Every stage holds ``channels * samples`` floats per frame (the largest stage decides);
     about ``HIFIGAN_LIVE_TENSORS`` of them are alive at the peak of a call (measured on
@@ -166,7 +167,7 @@ def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig,
     for rate in config.upsample_rates:
         ch, up = ch // 2, up * rate
         widest = max(widest, ch * up)
-    return max(32, budget // (HIFIGAN_LIVE_TENSORS * widest * 4))
+    return max(32, budget // (HIFIGAN_LIVE_TENSORS * widest * 4) - 2 * context)
 
 
 def _universal_file(name: str) -> Path:
@@ -440,6 +441,6 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
     if net is None:
         name, net, mel = "universal", load_universal(device), UNIVERSAL_MEL
     fade = 8
+    context = hifigan_receptive_field(net.config) + fade // 2
     return NetVocoder(name, mel, device=device, precision=precision, fade=fade,
-                      context=hifigan_receptive_field(net.config) + fade // 2, net=net,
-                      window=hifigan_window(net.config))
+                      context=context, net=net, window=hifigan_window(net.config, context))
