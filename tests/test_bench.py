@@ -155,3 +155,30 @@ def test_rows_filter(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="matches no row"):
         plan(tmp_path / "corpus", BenchParams(models=(str(tmp_path / "tiny"),), quick=True,
                                               rows=("nothing*",)))
+
+
+def test_vocoder_rows_at_the_default_quality(tmp_path: Path) -> None:
+    """A model with entropy tables gets each other vocoder's row at its default quality too."""
+    import importlib.util
+
+    import torch
+
+    from ldmz.codec.bench.plan import BenchParams, plan
+    from ldmz.codec.models.patchvae import PatchVAE
+    from ldmz.codec.train.trainer import export
+
+    spec = importlib.util.spec_from_file_location("rans", Path(__file__).with_name(
+        "test_codec_rans.py"))
+    assert spec is not None and spec.loader is not None
+    rans = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rans)  # its tiny Laplace tables
+    torch.manual_seed(0)
+    export(PatchVAE(), tmp_path / "plain")
+    model = rans._with_tables(tmp_path / "plain", tmp_path / "tiny", default=2)
+    _clips(tmp_path / "corpus")
+    p = BenchParams(models=(str(model),), quick=True, groups=("vocoder",))
+    rows = {r.label: r for r in plan(tmp_path / "corpus", p).rows}
+    for voc in ("griffinlim", "ldmzvoc"):
+        assert rows[f"tiny · {voc} · quality 2"].vocoder == voc
+        assert f"tiny · {voc} · 2 bit" in rows
+    assert "tiny · universal · quality 2" not in rows  # the default vocoder: the quality rows

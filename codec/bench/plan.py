@@ -161,6 +161,9 @@ def _model_rows(name: str, model: LoadedModel, p: BenchParams, first: bool,
                             f"to the universal one: the {voc} row)"))
             continue
         rows.append(Row("vocoder", f"{t} · {v} · {b} bit", "ldmz", name, v, b))
+        if model.tables is not None:  # and at the default coding (format 2, default quality)
+            q = model.default_quality
+            rows.append(Row("vocoder", f"{t} · {v} · quality {q}", "ldmz", name, v, 0, f"q{q}"))
     rows += [Row("bits", f"{t} · {voc} · {n} bit", "ldmz", name, voc, n)
              for n in p.bits if n != b]
     if model.tables is not None:
