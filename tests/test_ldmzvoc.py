@@ -231,6 +231,23 @@ def test_train_refuses_unknown_keys(tmp_path: Path, vocoder_data: Path,
     assert len(err) == 1 and "lr_typo" in err[0] and "vocoder.json" in err[0]
 
 
+def test_init_from_takes_the_folders_shape(tmp_path: Path, vocoder_data: Path) -> None:
+    """init_from without "model" trains the folder's shape (version 2 included); a "model" that
+    differs from the folder is refused instead of loading weights into the wrong network."""
+    from ldmz.codec.errors import ConfigError
+    from ldmz.codec.train.vocoder import VocoderTask, VocoderTrainConfig
+
+    ldmzvoc.save(_tiny_net(cfg=TINY_GLA), tmp_path / "start")
+    raw = json.loads(_config(tmp_path, vocoder_data).read_text())
+    raw.pop("model")
+    cfg = VocoderTrainConfig(**{**raw, "init_from": str(tmp_path / "start")})
+    task = VocoderTask(cfg)
+    assert task.net_cfg == TINY_GLA and task.model.config.gla_iters == 3
+    with pytest.raises(ConfigError, match="remove \"model\""):
+        VocoderTask(VocoderTrainConfig(**{**raw, "init_from": str(tmp_path / "start"),
+                                          "model": {"dim": 16, "blocks": 2}}))
+
+
 def test_adversarial_stage_trains_and_resumes(tmp_path: Path, vocoder_data: Path) -> None:
     """Stage 2 (discriminators, feature matching) runs, logs its losses and resumes its state."""
     from ldmz.codec.train.vocoder import VocoderTrainConfig, train

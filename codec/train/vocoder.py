@@ -129,14 +129,21 @@ class VocoderTask:
         self.device = cfg.device if cfg.device != "auto" else (
             "cuda" if torch.cuda.is_available() else "cpu")
         self.net_cfg = LdmzVocConfig.from_dict(cfg.model, "the training config's \"model\"")
+        start = None
+        if cfg.init_from:  # its shape is the run's; a "model" that says otherwise is refused
+            from ldmz.codec.models.ldmzvoc import load
+
+            start = load(cfg.init_from)
+            if cfg.model and start.config != self.net_cfg:
+                raise ConfigError(f"init_from {cfg.init_from} is {start.config}, not the "
+                                  f"\"model\" {self.net_cfg}; remove \"model\" or make it match")
+            self.net_cfg = start.config
         if self.net_cfg.hop != UNIVERSAL_MEL.hop_length or self.net_cfg.n_mels != \
                 UNIVERSAL_MEL.n_mels:
             raise ConfigError("ldmzvoc trains on the codec's 80-mel with hop 256; fix \"model\"")
         self.model = build(self.net_cfg)
-        if cfg.init_from:
-            from ldmz.codec.models.ldmzvoc import load
-
-            self.model.load_state_dict(load(cfg.init_from).state_dict())
+        if start is not None:
+            self.model.load_state_dict(start.state_dict())
         self.model.to(self.device)
         self.disc: Any = None
         self.opt_d: Any = None
