@@ -188,6 +188,7 @@ def peak_rss(folder: Path, minutes: float, work: Path) -> dict[str, tuple[float,
     out = {}
     for cmd in (["encode", str(wav), "--model", str(folder)],
                 ["decode", str(wav.with_suffix(".ldmz")), "-o", str(work / "dec.wav"),
+                 "--model", str(folder),  # a file names a model, never a path
                  "--vocoder", "griffinlim", "--griffinlim-iters", "1"]):
         r = subprocess.run([sys.executable, "-c", RSS_CHILD, *cmd], capture_output=True,
                            text=True, check=True)
