@@ -90,10 +90,15 @@ class GriffinLimVocoder(Vocoder):
         return griffin_lim(log_mel, self.mel, self.n_iter)
 
 
+# ldmzvoc's mel frames per call: its Griffin-Lim iterations keep several complex spectra of the
+# whole window alive, so a 1024-frame window cost ~60 MB more peak memory than this one
+LDMZVOC_WINDOW = 512
+
 PRECISIONS = ("auto", "fp32", "bf16")
 # ``auto`` picks bf16 only where the device computes bf16 natively AND the bench measured the
-# shipped chain's speech PESQ-WB in bf16 within 0.02 of fp32. Not measured yet: fp32 everywhere
-# (MODEL_CARD.md, "Vocoder", says what would set this).
+# shipped chain's quality holding in bf16. Measured 2026-11-30 (MODEL_CARD.md, "Vocoder"):
+# universal kept PESQ-WB within 0.02 but lost mel L1 (music 0.311 -> 0.336), ldmzvoc lost 0.03
+# PESQ: fp32 everywhere.
 AUTO_BF16_MEASURED_OK = False
 
 
@@ -434,7 +439,7 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
         fade = 8
         return NetVocoder("ldmzvoc", UNIVERSAL_MEL, device=device, precision=precision,
                           fade=fade, context=ldmzvoc.receptive_field(voc_net.config) + fade // 2,
-                          net=voc_net)
+                          net=voc_net, window=LDMZVOC_WINDOW)
     net, mel = None, UNIVERSAL_MEL
     if name == "hifigan" and model is not None:
         net, mel = model.load_own_vocoder(device), model.mel

@@ -127,6 +127,9 @@ def test_load_vocoder_ldmzvoc(tiny_shipped: Path) -> None:
     voc = load_vocoder("ldmzvoc")
     assert isinstance(voc, NetVocoder) and voc.name == "ldmzvoc" and voc.mel == UNIVERSAL_MEL
     assert voc.context == ldmzvoc.receptive_field(TINY) + voc.fade // 2
+    from ldmz.codec.vocoders import LDMZVOC_WINDOW
+
+    assert voc.window == LDMZVOC_WINDOW  # decode_stream's calls are bounded (peak memory)
     y = voc(np.random.default_rng(0).normal(-5, 2, (30, 80)).astype(np.float32))
     assert y.shape == (30 * 256,) and y.dtype == np.float32 and np.isfinite(y).all()
 
