@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ldmz.codec.dsp.frontend import log_mel
 from ldmz.codec.errors import ConfigError, TrainError
 from ldmz.codec.models.ldmzvoc import LdmzVocConfig, build, save
 from ldmz.codec.train.loop import LoopConfig, run
@@ -123,8 +124,6 @@ class VocoderTask:
     """The ldmzvoc training task for :func:`ldmz.codec.train.loop.run`."""
 
     def __init__(self, cfg: VocoderTrainConfig) -> None:
-        from ldmz.codec.dsp.frontend import mel_basis
-
         self.cfg = cfg
         self.device = cfg.device if cfg.device != "auto" else (
             "cuda" if torch.cuda.is_available() else "cpu")
@@ -153,7 +152,6 @@ class VocoderTask:
             self.disc = Discriminators(cfg.disc_width).to(self.device)
             self.opt_d = torch.optim.AdamW(self.disc.parameters(), cfg.disc_lr,
                                            betas=(0.8, 0.99))
-        self.basis = torch.from_numpy(mel_basis(UNIVERSAL_MEL)).to(self.device)
         self.data_dir = Path(cfg.data)
         self.train = load_shards(self.data_dir / "train")
         val = load_shards(self.data_dir / "val")
@@ -191,9 +189,7 @@ class VocoderTask:
 
     def log_mel(self, y: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, frames, n_mels), the codec front-end's log-mel."""
-        m = self.basis @ stft(y, UNIVERSAL_MEL.n_fft, UNIVERSAL_MEL.hop_length).abs().transpose(
-            1, 2)
-        return torch.log(torch.clamp(m, min=UNIVERSAL_MEL.log_floor)).transpose(1, 2)
+        return log_mel(y, UNIVERSAL_MEL)
 
     # --- the loop's interface -------------------------------------------------------------
     def loss(self, step: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
