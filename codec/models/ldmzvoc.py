@@ -149,15 +149,21 @@ def overlap_add(frames: Any, window: Any, hop: int, crop: bool = True) -> Any:  
     ``crop=False`` keeps the whole span, ``(T - 1) * hop + n_fft`` samples, where frame ``t``
     starts at ``t * hop``.
     """
-    import torch
 
     b, t, n_fft = frames.shape
-    y = _fold(frames, hop) / torch.clamp(_fold((window * window).expand(1, t, n_fft), hop),
-                                         min=1e-3)
+    y = _fold(frames, hop) * _inverse_envelope(window, t, hop)
     if not crop:
         return y
     p = (n_fft - hop) // 2
     return y[:, p:p + t * hop]
+
+
+def _inverse_envelope(window: Any, frames: int, hop: int) -> Any:  # torch tensors
+    """1 / the squared window overlap-added over ``frames`` frames (clamped away from zero)."""
+    import torch
+
+    env = _fold((window * window).expand(1, frames, window.shape[0]), hop)
+    return 1.0 / torch.clamp(env, min=1e-3)
 
 
 def _fold(frames: Any, hop: int) -> Any:  # torch tensors
@@ -187,8 +193,7 @@ def griffin_lim(spec: Any, mag: Any, window: Any, hop: int, iters: int,
     import torch
 
     n_fft = window.shape[0]
-    inv_env = 1.0 / torch.clamp(_fold((window * window).expand(1, spec.shape[1], n_fft), hop),
-                                min=1e-3)
+    inv_env = _inverse_envelope(window, spec.shape[1], hop)  # the same for every iteration
     prev = None
     for _ in range(iters):
         wave = _fold(torch.fft.irfft(spec, n=n_fft) * window, hop) * inv_env
