@@ -17,6 +17,15 @@ from ldmz.codec.vocoders import load_vocoder
 from ldmz.formats import SourceInfo, pack_latents
 
 
+def _assert_fades_sum_to_one(sp: list, total: int) -> None:
+    """The cross-fade weights of spans ``sp`` (3 samples per frame) add up to 1 everywhere."""
+    fade = fade_len(8, sp, unit=3)
+    acc = np.zeros(total * 3)
+    for a, s, e, b in sp:
+        acc[a * 3:b * 3] += fade_weights(a * 3, s * 3, e * 3, b * 3, fade)
+    np.testing.assert_allclose(acc, 1.0, atol=1e-6)
+
+
 def test_windows_spans_and_fades_tile_exactly() -> None:
     assert windows(10, 4) == [(0, 3), (3, 7), (7, 10)]
     assert windows(0, 4) == [(0, 0)] and windows(3, 100) == [(0, 3)]
@@ -24,11 +33,7 @@ def test_windows_spans_and_fades_tile_exactly() -> None:
         sp = spans(total, size, ctx)
         assert len({b - a for a, _, _, b in sp}) == 1  # one input shape for the model
         assert all(a <= s - min(ctx, s) and b >= e + min(ctx, total - e) for a, s, e, b in sp)
-        fade = fade_len(8, sp, unit=3)
-        acc = np.zeros(total * 3)
-        for a, s, e, b in sp:
-            acc[a * 3:b * 3] += fade_weights(a * 3, s * 3, e * 3, b * 3, fade)
-        np.testing.assert_allclose(acc, 1.0, atol=1e-6)
+        _assert_fades_sum_to_one(sp, total)
 
 
 def test_growing_spans_start_small_and_tile_exactly() -> None:
@@ -43,11 +48,7 @@ def test_growing_spans_start_small_and_tile_exactly() -> None:
         assert all(sp[i][2] == sp[i + 1][1] for i in range(len(sp) - 1))  # cores tile
         assert all(e - s >= min(first, total) and e - s <= size for _, s, e, _ in sp)
         assert all(a <= s - min(ctx, s) and b >= e + min(ctx, total - e) for a, s, e, b in sp)
-        fade = fade_len(8, sp, unit=3)
-        acc = np.zeros(total * 3)
-        for a, s, e, b in sp:
-            acc[a * 3:b * 3] += fade_weights(a * 3, s * 3, e * 3, b * 3, fade)
-        np.testing.assert_allclose(acc, 1.0, atol=1e-6)
+        _assert_fades_sum_to_one(sp, total)
 
 
 @pytest.mark.parametrize("which", ["tiny_patchvae", "tiny_audioldm"])
