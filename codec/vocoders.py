@@ -153,20 +153,22 @@ def hifigan_receptive_field(config: SpeechT5HifiGanConfig | HifiGanConfig) -> in
     return int(np.ceil(r + 3 / rate)) + 1  # conv_post, kernel 7
 
 
-# Activation memory a HiFi-GAN window may take: with the weights (53 MB for universal) and torch
-# itself (~230 MB resident after import) it keeps `ldmz decode` near 400 MB (issue 12).
-HIFIGAN_ACTIVATION_BYTES = 56 << 20
-HIFIGAN_LIVE_TENSORS = 14  # measured: peak bytes per frame / (the largest stage's floats * 4)
+# Activation memory a HiFi-GAN call may hold for its whole window: each stage runs in tiles
+# (``hifigan.TILE_FLOATS``), so what grows with the window is one stage's input and output. With
+# the weights (53 MB for universal), the tiles' ~6 MB and torch itself (~230 MB resident after
+# import) it keeps `ldmz decode` under 400 MB (issue 12).
+HIFIGAN_ACTIVATION_BYTES = 8 << 20
+HIFIGAN_LIVE_TENSORS = 2  # whole-window tensors alive at the peak: a stage's input and output
 
 
 def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig, context: int = 0,
                    budget: int = HIFIGAN_ACTIVATION_BYTES) -> int:
     """Window cores (mel frames) whose calls (core + ``context`` each side) keep a HiFi-GAN
-    generator's activations within ``budget``.
+    generator's whole-window activations within ``budget``.
 
     Every stage holds ``channels * samples`` floats per frame (the largest stage decides);
-    about ``HIFIGAN_LIVE_TENSORS`` of them are alive at the peak of a call (measured on
-    universal with glibc's allocator, one channel per call). At least 32 frames.
+    ``HIFIGAN_LIVE_TENSORS`` of them are alive at once in our tiled generator. At least 32
+    frames.
     """
     ch, up, widest = config.upsample_initial_channel, 1, 0
     for rate in config.upsample_rates:

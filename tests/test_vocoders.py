@@ -153,14 +153,17 @@ def test_precision_auto(measured: bool, native: bool, want: str,
         assert torch.is_autocast_enabled("cpu") == (want == "bf16")
 
 
-def test_own_hifigan_equals_speecht5_hifigan() -> None:
-    """codec.models.hifigan (no transformers at decode) computes what SpeechT5HifiGan does."""
+@pytest.mark.parametrize("kernels", [(8, 4), (7, 5)])  # (7, 5): odd k - rate, longer output
+def test_own_hifigan_equals_speecht5_hifigan(kernels: tuple[int, int]) -> None:
+    """codec.models.hifigan (no transformers at decode) computes what SpeechT5HifiGan does, in
+    one tile per stage and in many (each tile from its input slice with the halo it needs:
+    a halo one sample short changes samples far beyond float rounding)."""
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
-    from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
+    from ldmz.codec.models.hifigan import TILE_FLOATS, HifiGan, HifiGanConfig
 
     kw = dict(model_in_dim=8, upsample_initial_channel=16, upsample_rates=(4, 2),
-              upsample_kernel_sizes=(8, 4), resblock_kernel_sizes=(3, 7),
+              upsample_kernel_sizes=kernels, resblock_kernel_sizes=(3, 7),
               resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)))
     torch.manual_seed(0)
     ref = SpeechT5HifiGan(SpeechT5HifiGanConfig(**kw, normalize_before=False)).eval()
@@ -172,19 +175,44 @@ def test_own_hifigan_equals_speecht5_hifigan() -> None:
     assert not missing and set(unexpected) == {"mean", "scale"}
     m = torch.randn(2, 30, 8)
     with torch.inference_mode():
-        torch.testing.assert_close(ours(m), ref(m))
+        want = ref(m)
+        for tile in (TILE_FLOATS, 200, 1):  # one tile; ~10-50 per stage; one sample each
+            ours.tile = tile
+            torch.testing.assert_close(ours(m), want)
     assert hifigan_receptive_field(ours.config) == hifigan_receptive_field(ref.config)
+
+
+def test_hifigan_stages_run_in_tiles() -> None:
+    """No residual block sees a whole long window: each stage's blocks run on tiles of about
+    ``tile`` floats plus their halo (what bounds the generator's activation memory)."""
+    from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
+
+    cfg = HifiGanConfig(model_in_dim=8, upsample_initial_channel=16, upsample_rates=(4, 4),
+                        upsample_kernel_sizes=(8, 8), resblock_kernel_sizes=(3, 5),
+                        resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)))
+    net = HifiGan(cfg, tile=2048).eval()
+    seen: list[int] = []
+    for b in net.resblocks:
+        b.register_forward_hook(lambda mod, inp, out: seen.append(inp[0][0].numel()))
+    with torch.inference_mode():
+        y = net(torch.randn(1, 400, 8))
+    assert y.shape == (1, 400 * 16)
+    # the widest block's radius (kernel 5: 2 x (1 + 3 + 5 + 3) = 24 samples) and the
+    # upsampler's reach (8) each side, at most 8 channels
+    assert len(seen) > 20 and max(seen) <= 2048 + 8 * 2 * (24 + 8)
+    assert 4 * max(seen) < 4 * 400 * 16  # the whole last stage (4 channels) is far larger
 
 
 def test_hifigan_window_bounds_activations() -> None:
     from ldmz.codec.models.hifigan import HifiGanConfig
-    from ldmz.codec.vocoders import HIFIGAN_LIVE_TENSORS, hifigan_window
+    from ldmz.codec.vocoders import HIFIGAN_ACTIVATION_BYTES, HIFIGAN_LIVE_TENSORS, hifigan_window
 
     universal = HifiGanConfig()  # V1: 512 channels, x8 x8 x2 x2
     w = hifigan_window(universal, 19)
     widest = 32 * 256  # every stage of V1 holds 8192 floats per frame
     per_call = HIFIGAN_LIVE_TENSORS * widest * 4
-    assert (w + 38) * per_call <= 56 << 20 < (w + 39) * per_call
+    assert (w + 38) * per_call <= HIFIGAN_ACTIVATION_BYTES < (w + 39) * per_call
+    assert w == 90  # calls of 128 frames: decoded samples as before the tiles (bit-identical)
     assert hifigan_window(universal, 0, 4 << 30) > 1024 and hifigan_window(universal, 0, 1) == 32
 
 
