@@ -107,3 +107,27 @@ def test_patchvae_sliced_refine_gives_the_same_frames() -> None:
     whole = vae.decode(z).detach()  # with gradients: one call
     with torch.inference_mode():
         torch.testing.assert_close(vae.decode(z), whole)
+
+
+def test_patchvae_loads_on_meta_with_the_files_weights(tiny_patchvae: Path) -> None:
+    """The folder loader builds PatchVAE without memory (meta device) and takes the file's
+    tensors: the same parameters, dtype and trainability as a randomly initialised module
+    that copies them in, nothing left on the meta device."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
+
+    cfg = json.loads((tiny_patchvae / "config.json").read_text())
+    got = registry.load_patchvae(tiny_patchvae, cfg)
+    want = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items()
+                                      if k in PatchVAEConfig.__dataclass_fields__}))
+    want.load_state_dict(load_file(str(tiny_patchvae / "diffusion_pytorch_model.safetensors")))
+    a, b = got.state_dict(), want.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype == torch.get_default_dtype() and a[k].device.type == "cpu"
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert all(p.requires_grad for p in got.parameters())
+    assert load_model(str(tiny_patchvae), "cpu").vae.state_dict().keys() == a.keys()

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import SpeechT5HifiGan
 
+    from ldmz.codec.models.patchvae import PatchVAE
+
 DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
 TABLES_FILE = "entropy/tables.safetensors.zst"  # a model folder's entropy tables (optional)
@@ -203,6 +205,28 @@ def load_folder(folder: Path, device: str = "cpu", name: str | None = None,
                          f"re-download or re-export it") from e
 
 
+def load_patchvae(vfolder: Path, cfg: dict[str, Any]) -> PatchVAE:
+    """The PatchVAE of ``vfolder`` (its config.json read as ``cfg``), in torch's default dtype.
+
+    The module is built on the meta device (no memory, no random initialisation) and takes
+    the file's tensors, converted to that dtype, as its own: one copy of the weights is made.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
+
+    keys = PatchVAEConfig.__dataclass_fields__
+    with torch.device("meta"):
+        vae = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items() if k in keys}))
+    state = load_file(str(vfolder / "diffusion_pytorch_model.safetensors"))
+    dtype = torch.get_default_dtype()  # what a built module's parameters are
+    for k in list(state):  # one tensor at a time (the embedded file stores float16)
+        state[k] = state[k].to(dtype)
+    vae.load_state_dict(state, assign=True)  # strict: a missing tensor is an error
+    return vae
+
+
 def _load_folder(folder: Path, device: str, name: str | None,
                  spec: ModelSpec | None) -> LoadedModel:
     vfolder = _vae_folder(folder)
@@ -215,14 +239,8 @@ def _load_folder(folder: Path, device: str, name: str | None,
     mel = MelParams(**meta["mel"]) if "mel" in meta else (spec.mel if spec else AUDIOLDM_MEL)
     cls = cfg.get("_class_name", "")
     if cls == "PatchVAE":
-        from safetensors.torch import load_file
-
-        from ldmz.codec.models.patchvae import PatchVAE, PatchVAEConfig
-
-        keys = PatchVAEConfig.__dataclass_fields__
-        vae = PatchVAE(PatchVAEConfig(**{k: v for k, v in cfg.items() if k in keys}))
-        vae.load_state_dict(load_file(str(vfolder / "diffusion_pytorch_model.safetensors")))
-        ae: Autoencoder = PatchVAEAdapter(vae.eval().to(device))
+        ae: Autoencoder = PatchVAEAdapter(
+            load_patchvae(vfolder, cfg).eval().to(device))
         scale = 1.0
     elif cls == "AutoencoderKL":
         from diffusers import AutoencoderKL
