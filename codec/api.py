@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,6 +267,32 @@ def decoded_frames(f: LdmzFile) -> int:
     return min(f.header.latent.frames, f.header.frames_needed)
 
 
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")
+                                                  or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the OS (glibc keeps freed memory for reuse, so
+    a decode's resident memory would carry each window's leftovers into the next one's
+    peak). A no-op off glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
                  progress: Progress = None, window: int = 0,
                  first: int = 0) -> Iterator[np.ndarray]:
@@ -280,6 +307,7 @@ def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,
         while pend is None or p0 + len(pend) < b:
             blk = next(mels)
             pend = blk if pend is None else np.concatenate([pend, blk])
+        trim_heap()  # the VAE's and the last window's freed memory: not kept under this peak
         y = voc(np.ascontiguousarray(pend[a - p0:b - p0].transpose(1, 0, 2)))  # (ch, samples)
         n = (b - a) * hop
         y = np.pad(y, ((0, 0), (0, max(0, n - y.shape[1]))))[:, :n]

@@ -334,3 +334,23 @@ def test_cli_decode_peak_memory_does_not_grow_with_duration(tiny_patchvae: Path,
     print(f"\n`ldmz decode` peak RSS, tiny model, Griffin-Lim: 20 s {peaks[20]:.0f} MB, 200 s "
           f"{peaks[200]:.0f} MB")
     assert peaks[200] - peaks[20] < 20
+
+
+def test_decode_trims_the_heap_before_each_vocoder_window(tiny_patchvae: Path, signals,  # noqa: ANN001
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C heap's free pages go back to the OS before every vocoder call, so the freed
+    memory of the VAE and of earlier windows does not sit under the vocoder's peak."""
+    f = api.encode(signals.chirp(6.0, 22050)[None], 22050,
+                   EncodeParams(model=str(tiny_patchvae), bits=8, device="cpu"))
+    events: list[str] = []
+    real_trim = api.trim_heap
+    monkeypatch.setattr(api, "trim_heap", lambda: events.append("trim"))
+    voc = load_vocoder("griffinlim", load_model(str(tiny_patchvae), "cpu"), n_iter=1)
+    monkeypatch.setattr(type(voc), "__call__",
+                        lambda self, m: (events.append("voc"),
+                                         np.zeros((len(m), m.shape[1] * 256), np.float32))[1])
+    dp = DecodeParams(vocoder="griffinlim", griffinlim_iters=1, device="cpu",
+                      model=str(tiny_patchvae))
+    list(api.decode_stream(f, dp, vocoder_window=64))
+    assert events.count("voc") > 3 and events == ["trim", "voc"] * events.count("voc")
+    real_trim()  # a no-op, or glibc's malloc_trim: never fails
