@@ -406,7 +406,8 @@ def load_tables(path: str | Path) -> EntropyTables:
         steps = arrs["step"].astype(np.float32)
         if steps.ndim != (2 if fmt == TABLES_FORMATS[0] else 3):
             raise ValueError(f"{fmt} steps must have {2 if fmt == TABLES_FORMATS[0] else 3} axes")
-        freqs = tuple(arrs[f"freq.{q}"].astype(np.int64) for q in range(len(steps)))
+        # int32: entries are at most 2^24 (int64 held ~15 MB for ldmz-small's 15 qualities)
+        freqs = tuple(arrs[f"freq.{q}"].astype(np.int32) for q in range(len(steps)))
         t = EntropyTables(steps, arrs["mean"].astype(np.float32), freqs, digest)
     except OSError as e:
         raise TablesError(name, f"cannot read the entropy tables: {e.strerror or e}") from e
