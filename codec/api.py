@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from ldmz.codec.audio_io import (
 from ldmz.codec.dsp.chunking import OLA, fade_len, fade_weights, growing_spans, spans, windows
 from ldmz.codec.errors import AudioError, ParamError
 from ldmz.codec.params import DecodeParams, EncodeParams
+from ldmz.codec.vocoders import trim_heap
 from ldmz.formats import FormatError, LdmzFile, MelParams, SourceInfo, kbps, pack_latents
 from ldmz.formats.header import MAX_AUDIO_CHANNELS, MAX_CHUNKS, MAX_HEADER_BYTES, MAX_SAMPLE_RATE
 
@@ -265,32 +265,6 @@ def _mel_stream(f: LdmzFile, model: LoadedModel, precision: str = "fp32",
 def decoded_frames(f: LdmzFile) -> int:
     """Latent frames that decoding uses: those ``source.samples`` need, at most."""
     return min(f.header.latent.frames, f.header.frames_needed)
-
-
-@lru_cache(maxsize=1)
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")
-                                                  or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the OS (glibc keeps freed memory for reuse, so
-    a decode's resident memory would carry each window's leftovers into the next one's
-    peak). A no-op off glibc."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _wave_stream(mels: Iterator[np.ndarray], total: int, voc: Vocoder,

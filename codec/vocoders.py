@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,6 +175,32 @@ def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig, context: int =
         ch, up = ch // 2, up * rate
         widest = max(widest, ch * up)
     return max(32, budget // (HIFIGAN_LIVE_TENSORS * widest * 4) - 2 * context)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")
+                                                  or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the OS (glibc keeps freed memory for reuse, so
+    a decode's resident memory would carry one step's leftovers into the next one's peak).
+    A no-op off glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _universal_file(name: str) -> Path:
@@ -447,6 +473,8 @@ def load_vocoder(name: str, model: LoadedModel | None = None, device: str = "cpu
         net, mel = model.load_own_vocoder(device), model.mel
     if net is None:
         name, net, mel = "universal", load_universal(device), UNIVERSAL_MEL
+    if name == "universal":  # our HifiGan: the freed memory of each stage goes back
+        net.release = trim_heap
     fade = 8
     context = hifigan_receptive_field(net.config) + fade // 2
     return NetVocoder(name, mel, device=device, precision=precision, fade=fade,

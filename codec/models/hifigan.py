@@ -10,6 +10,7 @@ held whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +63,9 @@ class HifiGan(nn.Module):
         super().__init__()
         c = self.config = config
         self.tile = tile
+        # called before each stage: a caller that wants the freed memory of the previous one
+        # handed back first sets it (ldmz's decoder: glibc's malloc_trim)
+        self.release: Callable[[], None] | None = None
         ch = c.upsample_initial_channel
         self.conv_pre = nn.Conv1d(c.model_in_dim, ch, 7, padding=3)
         self.upsampler = nn.ModuleList()
@@ -80,6 +84,8 @@ class HifiGan(nn.Module):
         slope = self.config.leaky_relu_slope
         x = self.conv_pre(mel.transpose(1, 2))
         for i in range(len(self.upsampler)):  # x is this forward's own: in place
+            if self.release is not None:
+                self.release()
             x = self.stage(i, F.leaky_relu_(x, slope))
         y: torch.Tensor = torch.tanh_(self.conv_post(F.leaky_relu_(x, 0.01)))
         return y[:, 0]
