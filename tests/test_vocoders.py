@@ -183,8 +183,9 @@ def test_own_hifigan_equals_speecht5_hifigan(kernels: tuple[int, int]) -> None:
 
 
 def test_hifigan_stages_run_in_tiles() -> None:
-    """No residual block sees a whole long window: each stage's blocks run on tiles of about
-    ``tile`` floats plus their halo (what bounds the generator's activation memory)."""
+    """No residual block sees a whole long window: each stage's blocks run on tiles of 1-2x
+    ``tile`` floats plus their halo (what bounds the generator's activation memory), and the
+    caller's ``release`` runs before each stage cut into tiles."""
     from ldmz.codec.models.hifigan import HifiGan, HifiGanConfig
 
     cfg = HifiGanConfig(model_in_dim=8, upsample_initial_channel=16, upsample_rates=(4, 4),
@@ -194,15 +195,18 @@ def test_hifigan_stages_run_in_tiles() -> None:
     seen: list[int] = []
     for b in net.resblocks:
         b.register_forward_hook(lambda mod, inp, out: seen.append(inp[0][0].numel()))
-    net.release = lambda: seen.append(-1)  # the caller's hook: before each stage
+    net.release = lambda: seen.append(-1)  # the caller's hook: before each tiled stage
     with torch.inference_mode():
         y = net(torch.randn(1, 400, 8))
-    assert y.shape == (1, 400 * 16)
-    assert seen[0] == -1 and seen.count(-1) == 2 and seen[seen.index(-1, 1) - 1] > 0
-    seen = [n for n in seen if n > 0]
-    # the widest block's radius (kernel 5: 2 x (1 + 3 + 5 + 3) = 24 samples) and the
-    # upsampler's reach (8) each side, at most 8 channels
-    assert len(seen) > 20 and max(seen) <= 2048 + 8 * 2 * (24 + 8)
+        assert y.shape == (1, 400 * 16)
+        assert seen[0] == -1 and seen.count(-1) == 2 and seen[seen.index(-1, 1) - 1] > 0
+        n = len(seen)
+        net(torch.randn(1, 30, 8))  # short: one tile per stage, nothing to hand back
+        assert len(seen) > n and -1 not in seen[n:]
+    seen = [n for n in seen[:n] if n > 0]
+    # tiles of 1-2x ``tile`` floats, plus the widest block's radius (kernel 5: 2 x (1 + 3 +
+    # 5 + 3) = 24 samples) and the upsampler's reach (8) each side, at most 8 channels
+    assert len(seen) > 20 and max(seen) <= 2 * 2048 + 8 * 2 * (24 + 8)
     assert 4 * max(seen) < 4 * 400 * 16  # the whole last stage (4 channels) is far larger
 
 

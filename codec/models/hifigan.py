@@ -63,8 +63,9 @@ class HifiGan(nn.Module):
         super().__init__()
         c = self.config = config
         self.tile = tile
-        # called before each stage: a caller that wants the freed memory of the previous one
-        # handed back first sets it (ldmz's decoder: glibc's malloc_trim)
+        # called before each stage that runs in more than one tile: a caller that wants the
+        # freed memory of the previous stage handed back first sets it (ldmz's decoder:
+        # glibc's malloc_trim; a stage of one tile fits in what the previous one freed)
         self.release: Callable[[], None] | None = None
         ch = c.upsample_initial_channel
         self.conv_pre = nn.Conv1d(c.model_in_dim, ch, 7, padding=3)
@@ -84,15 +85,13 @@ class HifiGan(nn.Module):
         slope = self.config.leaky_relu_slope
         x = self.conv_pre(mel.transpose(1, 2))
         for i in range(len(self.upsampler)):  # x is this forward's own: in place
-            if self.release is not None:
-                self.release()
             x = self.stage(i, F.leaky_relu_(x, slope))
         y: torch.Tensor = torch.tanh_(self.conv_post(F.leaky_relu_(x, 0.01)))
         return y[:, 0]
 
     def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """Upsampler ``i`` and the mean of its residual blocks, over output tiles of about
-        ``self.tile`` floats.
+        """Upsampler ``i`` and the mean of its residual blocks, over output tiles of
+        ``self.tile`` to ``2 * self.tile`` floats.
 
         Each tile is computed from an input slice that holds everything it depends on (the
         transposed convolution's reach plus the blocks' radius each side), so its samples are
@@ -109,7 +108,10 @@ class HifiGan(nn.Module):
         # output sample t of a slice [s0, s1) is complete (has all its inputs) from
         # s0 * r + (k - r - p) on and before s1 * r - p (at the window's ends: everywhere)
         left, right = k - r - p + halo, p + halo
-        n_tiles = max(1, -(-n_out * up.out_channels // max(1, self.tile)))
+        # whole tiles of at least ``tile`` floats: a short call is not cut into small pieces
+        n_tiles = max(1, n_out * up.out_channels // max(1, self.tile))
+        if n_tiles > 1 and self.release is not None:
+            self.release()
         size = -(-n_out // (n_tiles * r)) * r  # output samples per tile, a whole number of r
         span = -(-(size + left + right) // r) + 1  # input samples per slice
         out = x.new_empty(x.shape[0], up.out_channels, n_out) if size < n_out else None
