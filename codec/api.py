@@ -120,7 +120,7 @@ def encode_channels(read: Callable[[int], np.ndarray], channels: int, sr: int,
                          f" (split or down-mix the file first)")
     if params.vocoder:
         check_vocoder(params.vocoder)
-    model = load_model(params.model, params.device, params.offline or None)
+    model = load_model(params.model_name(), params.device, params.offline or None)
     mel, down = model.mel, model.geometry.time_downsample
     win = max(1, round(params.chunk_seconds * mel.sample_rate / (mel.hop_length * down)))
     z: np.ndarray | None = None

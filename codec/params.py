@@ -11,12 +11,17 @@ from ldmz.codec.errors import ConfigError
 
 T = TypeVar("T")
 
+# The embedded models: the entropy coding's default was fine-tuned for it (rate-distortion), the
+# affine coding's (``--bits``) is the model whose min/max grid it was designed with.
+DEFAULT_MODEL = "ldmz-small-rd"
+AFFINE_MODEL = "ldmz-small"
+
 
 @dataclass(frozen=True)
 class EncodeParams:
     """How audio becomes a `.ldmz` file."""
 
-    model: str = "ldmz-small"
+    model: str = ""  # a name or folder; "" = DEFAULT_MODEL, or AFFINE_MODEL for coding="affine"
     bits: int = 2  # affine coding: bits of the widest latent channel
     chunk_seconds: float = 10.0
     # "auto": entropy-coded ("rans") when the model folder has entropy tables, else "affine"
@@ -27,6 +32,10 @@ class EncodeParams:
     vocoder: str = ""  # the default vocoder recorded in the file; "" = the model's own
     device: str = "auto"
     offline: bool = False
+
+    def model_name(self) -> str:
+        """The model to encode with: ``model``, else the coding's default model."""
+        return self.model or (AFFINE_MODEL if self.coding == "affine" else DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)

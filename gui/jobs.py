@@ -135,7 +135,7 @@ def compress(orig: Audio, enc: EncodeParams, dec: DecodeParams, tags: Mapping[st
     """Encode the original, decode it back at the original rate and measure the result."""
     from ldmz.codec.api import encode
 
-    report(0, 0, _loading_stage(enc.model, enc.device))
+    report(0, 0, _loading_stage(enc.model_name(), enc.device))
     f = encode(orig.data, orig.sr, enc, tags=clean_tags(tags),
                progress=lambda d, t: report(d, t, "Encoding"))
     size = len(f.to_bytes())

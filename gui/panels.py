@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ldmz.codec.params import DecodeParams, EncodeParams
+from ldmz.codec.params import AFFINE_MODEL, DEFAULT_MODEL, DecodeParams, EncodeParams
 from ldmz.formats import LdmzFile
 from ldmz.gui.jobs import TAG_KEYS, Audio, bitrate_kbps, compression_ratio
 
@@ -139,8 +139,11 @@ class CodecPanel(QWidget):
         super().__init__(parent)
         self.model = QComboBox()
         self.model.setEditable(True)
-        self.model.addItems(models)
-        self.model.setToolTip("A registered model name or a model folder")
+        self.model.addItems(["", *models])  # "": the coding's default model
+        self.model.lineEdit().setPlaceholderText(
+            f"default: {DEFAULT_MODEL} (affine: {AFFINE_MODEL})")
+        self.model.setToolTip("A registered model name or a model folder; empty: the coding's "
+                              f"default ({DEFAULT_MODEL}, or {AFFINE_MODEL} for the affine coding)")
         browse = QPushButton("…")
         browse.setFixedWidth(28)
         browse.setToolTip("Choose a model folder")
@@ -233,7 +236,7 @@ class CodecPanel(QWidget):
 
         voc = self.vocoder.currentData() or ""
         dev = self.device.currentText()
-        return (replace(enc, model=self.model.currentText().strip() or EncodeParams().model,
+        return (replace(enc, model=self.model.currentText().strip(),
                         coding=self.coding.currentData(), quality=self.quality.value(),
                         kbps=self.kbps.value(), bits=self.bits.value(),
                         chunk_seconds=self.chunk.value(), vocoder=voc, device=dev),

@@ -6,11 +6,13 @@ Bottom row: ``scripts/rate_quality_mel.py`` output (80-mel L1 of the decoded mel
 with the PCA floor's points from MODEL_CARD.md.
 
 ``--bench-new``/``--mel-new``: the same for the second tables (per-bin sensitivity steps, 15
-qualities), drawn as their own series.
+qualities), drawn as their own series; ``--bench-rd``/``--mel-rd``: ldmz-small-rd (rate-distortion
+fine-tuned, the entropy coding's default model), its own series.
 
     python scripts/plot_ec_curves.py --bench docs/bench/results.csv docs/ec/results.csv \\
         --mel docs/ec/rate_quality_mel.txt --bench-new docs/ec/results_steps.csv \\
-        --mel-new docs/ec/rate_quality_mel_steps.txt --out docs/ec/rate_quality_ec.png
+        --mel-new docs/ec/rate_quality_mel_steps.txt --bench-rd docs/ec/results_rd.csv \\
+        --mel-rd docs/ec/rate_quality_mel_rd.txt --out docs/ec/rate_quality_ec.png
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ PCA_FLOOR = {"ambient": [(3.1, 1.102), (5.5, 0.609), (7.8, 0.269), (11.0, 0.179)
              "music": [(3.3, 1.479), (5.4, 0.716), (7.7, 0.322), (11.2, 0.190)],
              "speech": [(3.4, 1.601), (5.9, 0.827), (7.6, 0.375), (10.8, 0.221)]}
 OLD_EC, NEW_EC = ("ldmz-small, entropy-coded, first tables",
-                  "ldmz-small, entropy-coded, sensitivity steps (default)")
+                  "ldmz-small, entropy-coded, sensitivity steps")
+RD_EC = "ldmz-small-rd, entropy-coded (default)"
 COLORS = {"ldmz-small, affine (--bits)": "tab:orange", OLD_EC: "tab:olive",
-          NEW_EC: "tab:green", "PCA floor (affine)": "tab:gray",
+          NEW_EC: "tab:green", RD_EC: "tab:purple", "PCA floor (affine)": "tab:gray",
           "Opus": "tab:blue", "MP3": "tab:red"}
 LINE = re.compile(r" (bits|quality) (\d+): (.*)")
 CELL = re.compile(r"(\w+) ([\d.]+) kbps L1 ([\d.]+)")
@@ -81,13 +84,18 @@ def main() -> None:
     ap.add_argument("--mel", type=Path, required=True)
     ap.add_argument("--bench-new", nargs="*", type=Path, default=[])
     ap.add_argument("--mel-new", type=Path)
+    ap.add_argument("--bench-rd", nargs="*", type=Path, default=[])
+    ap.add_argument("--mel-rd", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     bench = bench_points(a.bench)
     bench = bench_points(a.bench_new, NEW_EC, bench)
+    bench = bench_points(a.bench_rd, RD_EC, bench)
     mel = mel_points(a.mel)
     if a.mel_new:
         mel = mel_points(a.mel_new, NEW_EC, mel)  # (run with no --bits rows: those are old)
+    if a.mel_rd:
+        mel = mel_points(a.mel_rd, RD_EC, mel)  # (run with no --bits rows)
     rows = [("ldmz bench: 64-mel L1 after the vocoder", bench),
             ("mel domain: 80-mel L1, no vocoder", mel)]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))

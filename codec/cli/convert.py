@@ -14,7 +14,7 @@ from ldmz.codec.audio_io import AUDIO_SUFFIXES, SAMPLE_FORMATS
 from ldmz.codec.cli import number
 from ldmz.codec.cli.cluster import add_cluster_options
 from ldmz.codec.errors import ParamError
-from ldmz.codec.params import DecodeParams, EncodeParams
+from ldmz.codec.params import AFFINE_MODEL, DEFAULT_MODEL, DecodeParams, EncodeParams
 
 TAG_OPTIONS = ("title", "artist", "album", "genre", "comment")  # as ldmzenc (GStreamer) takes
 STDIO = Path("-")  # `-`: standard input as IN, standard output as -o (./- is a file named -)
@@ -69,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "from a pipe, setting a tag")])
     _common(pe, "audio")
     pe.add_argument("--model", default=e["model"], metavar="NAME",
-                    help="model name or folder (default: %(default)s)")
+                    help=f"model name or folder (default: {DEFAULT_MODEL}; with --bits "
+                         f"{AFFINE_MODEL})")
     rate = pe.add_mutually_exclusive_group()
     rate.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="N",
                       help=f"affine coding (format 1) with N bits on the widest latent channel, "
@@ -381,7 +382,7 @@ def run_encode(args: argparse.Namespace) -> int:
         from ldmz.codec.models import ModelError, load_model
 
         try:  # cached, so the speed leaves loading out; a bad model is reported by encode,
-            load_model(params.model, params.device, params.offline or None)
+            load_model(params.model_name(), params.device, params.offline or None)
         except ModelError:  # after the audio it cannot read (that message comes first)
             pass
         progress, close = _bar(args, src.name)

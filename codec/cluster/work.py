@@ -121,7 +121,7 @@ class Encoder:
             torch.set_num_threads(threads)
         self.params, self.tags, self.force = EncodeParams(**params), tags or None, force
         p = self.params
-        self.model = load_model(p.model, p.device, p.offline or None)
+        self.model = load_model(p.model_name(), p.device, p.offline or None)
         self.settings = settings_json(p, tags, source_tags)
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, list]:

@@ -13,7 +13,6 @@ from ldmz.codec.models.autoencoder import (
     patchvae_fields,
 )
 from ldmz.codec.models.registry import (
-    DEFAULT_MODEL,
     EMBEDDED_DIR,
     FADE_LATENT,
     HubSource,
@@ -27,6 +26,7 @@ from ldmz.codec.models.registry import (
     resolve_device,
     weights_hash,
 )
+from ldmz.codec.params import DEFAULT_MODEL
 
 __all__ = [
     "AUDIOLDM_MEL",

@@ -21,6 +21,7 @@ from ldmz.codec.models.autoencoder import (
     LatentGeometry,
     PatchVAEAdapter,
 )
+from ldmz.codec.params import DEFAULT_MODEL
 from ldmz.formats import EntropyTables, MelParams, ModelInfo
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from ldmz.codec.models.patchvae import PatchVAE
 
-DEFAULT_MODEL = "ldmz-small"
 FADE_LATENT = 4  # latent frames over which neighbouring decode windows cross-fade
 TABLES_FILE = "entropy/tables.safetensors.zst"  # a model folder's entropy tables (optional)
 TABLES_GLOB = "entropy/*.safetensors.zst"  # all its tables: earlier ones stay, for old files

@@ -619,8 +619,9 @@ class LdmzEnc(Gst.Element):
     bits = GObject.Property(type=int, default=0, minimum=0, maximum=8, nick="Bits",
                             blurb="quantizer depth of the widest latent channel "
                                   "(0: ldmz's default)")
-    model = GObject.Property(type=str, default="ldmz-small", nick="Model",
-                             blurb="model name, hub id or folder")
+    model = GObject.Property(type=str, default="", nick="Model",
+                             blurb="model name, hub id or folder; empty: the coding's default "
+                                   "(as ldmz encode)")
     vocoder = GObject.Property(type=str, default="", nick="Vocoder",
                                blurb="default vocoder recorded in the file; empty: the model's")
     chunk_seconds = GObject.Property(type=float, default=10.0, minimum=0.01, maximum=3599.0,
