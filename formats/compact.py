@@ -129,6 +129,14 @@ def _num(v: Any, name: str, src: str) -> float:
     return float(v)
 
 
+def _num32(v: Any, name: str, src: str) -> float:
+    """A mel float field: finite and within float 32's range (it is stored as one)."""
+    x = _num(v, name, src)
+    if abs(x) > float(np.finfo(np.float32).max):
+        raise FormatError(src, f"header field '{name}' is out of float32 range")
+    return _mel_float(x)
+
+
 def _str(v: Any, name: str, src: str) -> str:
     if not isinstance(v, str) or _utf8_len(v) > 4096:
         raise FormatError(src, f"header field '{name}' must be a string of at most 4096 bytes")
@@ -153,7 +161,7 @@ def header_from_compact(d: Any, src: str) -> Header:
                       scaling_factor=sf,
                       decoder_sha256=_hash(m[2], "m[2]", src) if len(m) > 2 else "")
     e = _list(d, "e", 9, src)
-    fmin, fmax, floor = (_mel_float(_num(e[i], f"e[{i}]", src)) for i in (5, 6, 7))
+    fmin, fmax, floor = (_num32(e[i], f"e[{i}]", src) for i in (5, 6, 7))
     if not (0 <= fmin < fmax and floor > 0):
         raise FormatError(src, "header field 'e': need 0 <= fmin < fmax and log_floor > 0")
     mel = MelParams(sample_rate=_int(e[0], "e[0]", 1000, 768000, src),

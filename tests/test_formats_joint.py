@@ -188,6 +188,20 @@ def test_bad_joint_entries_are_refused(bad: object) -> None:
         header_from_compact(h, "bad.ldmz")
 
 
+@pytest.mark.parametrize("i", [5, 6, 7])
+def test_mel_floats_beyond_float32_are_one_line(i: int) -> None:
+    """fmin / fmax / log_floor of 1e300 (found by the fuzz test): a FormatError, not an
+    overflow warning on a cast and an infinite mel parameter."""
+    data = _stereo(0.1, seconds=1.0).to_bytes()
+    hlen = PREAMBLE.unpack(data[:16])[4]
+    h = msgpack.unpackb(data[16:16 + hlen])
+    h["e"][i] = 1e300
+    from ldmz.formats.compact import header_from_compact
+
+    with pytest.raises(FormatError, match=f"'e\\[{i}\\]'.*float32"):
+        header_from_compact(h, "bad.ldmz")
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_forged_joint_chunks_fail_cleanly(seed: int) -> None:
     t = _tables()
