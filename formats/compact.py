@@ -129,12 +129,18 @@ def _num(v: Any, name: str, src: str) -> float:
     return float(v)
 
 
-def _num32(v: Any, name: str, src: str) -> float:
-    """A mel float field: finite and within float 32's range (it is stored as one)."""
+def _float32(v: Any, name: str, src: str) -> float:
+    """A float field as the writer stores it (float 32): finite and within float 32's range,
+    rounded to float 32, so a header reads back the same after it is written again."""
     x = _num(v, name, src)
     if abs(x) > float(np.finfo(np.float32).max):
         raise FormatError(src, f"header field '{name}' is out of float32 range")
-    return _mel_float(x)
+    return float(np.float32(x))
+
+
+def _num32(v: Any, name: str, src: str) -> float:
+    """A mel float field: the shortest decimal of its float 32 (see ``_mel_float``)."""
+    return _mel_float(_float32(v, name, src))
 
 
 def _str(v: Any, name: str, src: str) -> str:
@@ -154,7 +160,7 @@ def header_from_compact(d: Any, src: str) -> Header:
     if not isinstance(d, dict):
         raise FormatError(src, "the header is not a msgpack map")
     m = _list(d, "m", (2, 3), src)
-    sf = _num(d.get("f", 1.0), "f", src)
+    sf = _float32(d.get("f", 1.0), "f", src)
     if sf <= 0:
         raise FormatError(src, "header field 'f' (scaling factor) must be > 0")
     model = ModelInfo(id=_str(m[0], "m[0]", src), weights_sha256=_hash(m[1], "m[1]", src),
@@ -176,7 +182,7 @@ def header_from_compact(d: Any, src: str) -> Header:
         raise FormatError(src, f"header field 's[3]' (gain) must list {channels} numbers")
     source = SourceInfo(sample_rate=_int(s[0], "s[0]", 1, 10_000_000, src), channels=channels,
                         samples=_int(s[2], "s[2]", 0, MAX_SAMPLES, src),
-                        gain=tuple(_num(g, "s[3]", src) for g in s[3]))
+                        gain=tuple(_float32(g, "s[3]", src) for g in s[3]))
     la = _list(d, "l", 7, src)
     latent = LatentInfo(channels=_int(la[0], "l[0]", 1, MAX_LATENT_CHANNELS, src),
                         freq_bins=_int(la[1], "l[1]", 1, MAX_FREQ_BINS, src),

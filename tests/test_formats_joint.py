@@ -202,6 +202,24 @@ def test_mel_floats_beyond_float32_are_one_line(i: int) -> None:
         header_from_compact(h, "bad.ldmz")
 
 
+def test_float64_fields_read_back_the_same_after_a_rewrite() -> None:
+    """A header whose scaling factor and gains are float 64 (a foreign writer; found by the
+    fuzz test: f = 5e19) reads as float 32, the precision ldmz writes, so writing it again
+    gives the same header."""
+    from ldmz.formats.compact import header_from_compact, header_to_compact
+
+    data = _stereo(0.1, seconds=1.0).to_bytes()
+    hlen = PREAMBLE.unpack(data[:16])[4]
+    d = msgpack.unpackb(data[16:16 + hlen])
+    d["f"], d["s"][3] = 5e19, [0.1, 1 / 3]
+    h = header_from_compact(d, "f64.ldmz")
+    assert h.model.scaling_factor == float(np.float32(5e19))
+    assert h.source.gain == (float(np.float32(0.1)), float(np.float32(1 / 3)))
+    again = msgpack.unpackb(msgpack.packb(header_to_compact(h), use_bin_type=True,
+                                          use_single_float=True))
+    assert header_from_compact(again, "f64.ldmz") == h
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_forged_joint_chunks_fail_cleanly(seed: int) -> None:
     t = _tables()
