@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -178,8 +178,9 @@ def hifigan_window(config: SpeechT5HifiGanConfig | HifiGanConfig, context: int =
 
 
 @lru_cache(maxsize=1)
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+def glibc() -> Any:
+    """The C library as a ctypes handle on Linux, or None elsewhere (macOS, Windows) or when it
+    cannot be opened. Callers look up glibc-only functions with ``getattr`` (musl lacks them)."""
     import ctypes
     import ctypes.util
     import sys
@@ -187,18 +188,16 @@ def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")
-                                                  or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
         return None
-    return trim
 
 
 def trim_heap() -> None:
     """Hand the C heap's free pages back to the OS (glibc keeps freed memory for reuse, so
     a decode's resident memory would carry one step's leftovers into the next one's peak).
     A no-op off glibc."""
-    trim = _malloc_trim()
+    trim = getattr(glibc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
 

@@ -342,16 +342,11 @@ def one_malloc_arena() -> None:
     """Ask glibc for one malloc arena (no-op elsewhere). torch's worker threads otherwise get
     arenas of their own, each keeping freed tensors' memory: `ldmz decode` with the universal
     HiFi-GAN on two threads peaked 16 MB lower with one arena (428 -> 412 MB, measured)."""
-    import ctypes
-    import ctypes.util
+    from ldmz.codec.vocoders import glibc
 
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep its defaults
-        pass
+    mallopt = getattr(glibc(), "mallopt", None)  # not glibc (musl has no mallopt): its defaults
+    if mallopt is not None:
+        mallopt(-8, 1)  # M_ARENA_MAX
 
 
 def _check_device(device: str) -> None:
